@@ -1,0 +1,1 @@
+//! Guildhall client SDK.

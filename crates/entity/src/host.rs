@@ -1,0 +1,368 @@
+//! The host of one entity kind: its live instances ("slots") and the task
+//! that runs each instance.
+//!
+//! Life of an instance: a caller finds no slot for the key, creates one with a
+//! fresh mailbox and spawns [`run_entity`], which loads the snapshot while the
+//! first letters already queue. The task handles letters one at a time. To
+//! passivate, it closes its mailbox, handles what was already queued, writes
+//! its state, and only *then* removes its slot and signals `stopped`; a caller
+//! whose letter bounced off the closed mailbox waits for that signal before
+//! activating a new instance, so the new instance always loads the state the
+//! old one wrote.
+
+use std::any::Any;
+use std::collections::HashMap;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+use guildhall_store::{StoreError, Version, WriteOp};
+use tokio::sync::{mpsc, oneshot, Notify};
+
+use crate::introspect::{EntityStats, KindStats};
+use crate::{CallError, Ctx, Entity, EntityId, Runtime};
+
+pub(crate) type Reply<E> = oneshot::Sender<Result<<E as Entity>::Reply, CallError>>;
+
+/// What travels in a mailbox. Boxed in the channel so that an idle mailbox's
+/// first block of slots stays small whatever the size of the message type.
+pub(crate) enum Letter<E: Entity> {
+    Call { msg: E::Msg, reply: Option<Reply<E>> },
+    Flush { done: oneshot::Sender<()> },
+    Passivate,
+    Snapshot { reply: oneshot::Sender<serde_json::Value> },
+}
+
+/// One live instance of an entity.
+pub(crate) struct Slot<E: Entity> {
+    pub tx: mpsc::Sender<Box<Letter<E>>>,
+    /// Distinguishes this instance from a later one of the same key, so that a
+    /// stopping instance never removes its successor's slot.
+    gen: u64,
+    /// Clock time of the last letter delivered, for idle passivation.
+    pub last_active: AtomicU64,
+    /// Mirrors the task's dirty flag so that a periodic flush only writes to
+    /// the mailboxes of entities that have something to write.
+    pub dirty: AtomicBool,
+    stopped: AtomicBool,
+    stopped_notify: Notify,
+}
+
+impl<E: Entity> Slot<E> {
+    pub async fn wait_stopped(&self) {
+        loop {
+            let notified = self.stopped_notify.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            if self.stopped.load(Ordering::Acquire) {
+                return;
+            }
+            notified.await;
+        }
+    }
+
+    fn mark_stopped(&self) {
+        self.stopped.store(true, Ordering::Release);
+        self.stopped_notify.notify_waiters();
+    }
+}
+
+pub(crate) struct KindHost<E: Entity> {
+    slots: Mutex<HashMap<Arc<str>, Arc<Slot<E>>>>,
+    next_gen: AtomicU64,
+}
+
+impl<E: Entity> KindHost<E> {
+    pub fn new() -> Self {
+        Self { slots: Mutex::new(HashMap::new()), next_gen: AtomicU64::new(1) }
+    }
+
+    pub fn get(&self, key: &str) -> Option<Arc<Slot<E>>> {
+        self.slots.lock().expect("slots lock").get(key).cloned()
+    }
+
+    /// The live slot of `key`, activating a new instance if there is none.
+    pub fn get_or_activate(self: &Arc<Self>, rt: &Runtime, key: &str) -> Result<Arc<Slot<E>>, CallError> {
+        let mut slots = self.slots.lock().expect("slots lock");
+        if let Some(slot) = slots.get(key) {
+            return Ok(slot.clone());
+        }
+        if rt.is_shutting_down() {
+            return Err(CallError::ShuttingDown);
+        }
+        let (tx, rx) = mpsc::channel(rt.config().mailbox_capacity);
+        let slot = Arc::new(Slot {
+            tx,
+            gen: self.next_gen.fetch_add(1, Ordering::Relaxed),
+            last_active: AtomicU64::new(rt.now_ms()),
+            dirty: AtomicBool::new(false),
+            stopped: AtomicBool::new(false),
+            stopped_notify: Notify::new(),
+        });
+        let key: Arc<str> = Arc::from(key);
+        slots.insert(key.clone(), slot.clone());
+        drop(slots);
+        metrics::counter!("guildhall_entity_activations_total", "kind" => E::KIND).increment(1);
+        tokio::spawn(run_entity(rt.clone(), self.clone(), key, slot.clone(), rx));
+        Ok(slot)
+    }
+
+    fn remove(&self, key: &str, gen: u64) {
+        let mut slots = self.slots.lock().expect("slots lock");
+        if slots.get(key).is_some_and(|s| s.gen == gen) {
+            slots.remove(key);
+        }
+    }
+
+    fn all(&self) -> Vec<(Arc<str>, Arc<Slot<E>>)> {
+        self.slots.lock().expect("slots lock").iter().map(|(k, s)| (k.clone(), s.clone())).collect()
+    }
+}
+
+/// The kind-independent face of a [`KindHost`], for maintenance and
+/// introspection over every kind.
+pub(crate) trait AnyHost: Send + Sync + 'static {
+    fn as_any(self: Arc<Self>) -> Arc<dyn Any + Send + Sync>;
+    fn stats(&self) -> KindStats;
+    fn entities(&self, now_ms: u64) -> Vec<EntityStats>;
+    /// Asks every dirty instance to write its state; the receivers fire when done.
+    fn request_flush(&self) -> Vec<oneshot::Receiver<()>>;
+    /// Asks every instance idle since before `idle_before_ms` to passivate.
+    fn passivate_idle(&self, idle_before_ms: u64) -> usize;
+    /// Asks every instance to passivate; the futures finish when each stopped.
+    fn passivate_all(&self) -> Vec<Pin<Box<dyn Future<Output = ()> + Send>>>;
+    /// The state of a live instance as JSON; None if the key is not active.
+    fn snapshot(&self, key: &str) -> Option<oneshot::Receiver<serde_json::Value>>;
+}
+
+impl<E: Entity> AnyHost for KindHost<E> {
+    fn as_any(self: Arc<Self>) -> Arc<dyn Any + Send + Sync> {
+        self
+    }
+
+    fn stats(&self) -> KindStats {
+        let slots = self.slots.lock().expect("slots lock");
+        let mut stats = KindStats { kind: E::KIND.to_string(), ..Default::default() };
+        for slot in slots.values() {
+            let depth = slot.tx.max_capacity() - slot.tx.capacity();
+            stats.active += 1;
+            stats.dirty += slot.dirty.load(Ordering::Relaxed) as usize;
+            stats.queued += depth;
+            stats.max_mailbox_depth = stats.max_mailbox_depth.max(depth);
+        }
+        stats
+    }
+
+    fn entities(&self, now_ms: u64) -> Vec<EntityStats> {
+        self.all()
+            .into_iter()
+            .map(|(key, slot)| EntityStats {
+                key: key.to_string(),
+                mailbox_depth: slot.tx.max_capacity() - slot.tx.capacity(),
+                dirty: slot.dirty.load(Ordering::Relaxed),
+                idle_ms: now_ms.saturating_sub(slot.last_active.load(Ordering::Relaxed)),
+            })
+            .collect()
+    }
+
+    fn request_flush(&self) -> Vec<oneshot::Receiver<()>> {
+        let mut waits = Vec::new();
+        for (_, slot) in self.all() {
+            if !slot.dirty.load(Ordering::Relaxed) {
+                continue;
+            }
+            let (done, wait) = oneshot::channel();
+            // A full mailbox is busy: skip it now, it is flushed next round
+            // (or when it passivates).
+            if slot.tx.try_send(Box::new(Letter::Flush { done })).is_ok() {
+                waits.push(wait);
+            }
+        }
+        waits
+    }
+
+    fn passivate_idle(&self, idle_before_ms: u64) -> usize {
+        let mut n = 0;
+        for (_, slot) in self.all() {
+            if slot.last_active.load(Ordering::Relaxed) < idle_before_ms
+                && slot.tx.try_send(Box::new(Letter::Passivate)).is_ok()
+            {
+                n += 1;
+            }
+        }
+        n
+    }
+
+    fn passivate_all(&self) -> Vec<Pin<Box<dyn Future<Output = ()> + Send>>> {
+        self.all()
+            .into_iter()
+            .map(|(_, slot)| {
+                Box::pin(async move {
+                    // A closed mailbox means the instance is stopping already.
+                    let _ = slot.tx.send(Box::new(Letter::Passivate)).await;
+                    slot.wait_stopped().await;
+                }) as Pin<Box<dyn Future<Output = ()> + Send>>
+            })
+            .collect()
+    }
+
+    fn snapshot(&self, key: &str) -> Option<oneshot::Receiver<serde_json::Value>> {
+        let slot = self.get(key)?;
+        let (reply, wait) = oneshot::channel();
+        slot.tx.try_send(Box::new(Letter::Snapshot { reply })).ok()?;
+        Some(wait)
+    }
+}
+
+/// Loads the instance's snapshot, or creates fresh state if none is stored.
+async fn load<E: Entity>(rt: &Runtime, key: &str, storage_key: &[u8]) -> Result<(E, Version), CallError> {
+    match rt.store().get(storage_key).await {
+        Ok(Some(record)) => serde_json::from_slice::<E>(&record.value)
+            .map(|state| (state, record.version))
+            .map_err(|e| CallError::Load(format!("{}/{key}: snapshot does not decode: {e}", E::KIND))),
+        Ok(None) => Ok((E::create(key, rt.now_ms()), 0)),
+        Err(e) => Err(CallError::Load(format!("{}/{key}: {e}", E::KIND))),
+    }
+}
+
+/// The state of one instance as its task sees it.
+struct Instance<E: Entity> {
+    state: E,
+    /// Version of the stored snapshot this state derives from; the next write
+    /// is conditional on it.
+    version: Version,
+    dirty: bool,
+    storage_key: Vec<u8>,
+}
+
+impl<E: Entity> Instance<E> {
+    /// Writes the state conditionally on `version`.
+    async fn persist(&mut self, rt: &Runtime, slot: &Slot<E>) -> Result<(), CallError> {
+        let value = serde_json::to_vec(&self.state)
+            .map_err(|e| CallError::Persist { reason: format!("snapshot does not encode: {e}"), stale: false })?;
+        let op = WriteOp::Put { key: self.storage_key.clone(), value, expected: self.version };
+        match rt.flusher().write(op).await {
+            Ok(v) => {
+                self.version = v;
+                self.dirty = false;
+                slot.dirty.store(false, Ordering::Relaxed);
+                Ok(())
+            }
+            Err(StoreError::Conflict { expected, actual }) => {
+                metrics::counter!("guildhall_entity_stale_writes_total", "kind" => E::KIND).increment(1);
+                Err(CallError::Persist {
+                    reason: format!("stale instance: wrote against version {expected}, store has {actual}"),
+                    stale: true,
+                })
+            }
+            Err(e) => Err(CallError::Persist { reason: e.to_string(), stale: false }),
+        }
+    }
+}
+
+async fn run_entity<E: Entity>(
+    rt: Runtime,
+    host: Arc<KindHost<E>>,
+    key: Arc<str>,
+    slot: Arc<Slot<E>>,
+    mut rx: mpsc::Receiver<Box<Letter<E>>>,
+) {
+    let id = EntityId::new(E::KIND, key.clone());
+    let storage_key = id.storage_key();
+    let mut inst = match Box::pin(load::<E>(&rt, &key, &storage_key)).await {
+        Ok((state, version)) => Instance { state, version, dirty: version == 0, storage_key },
+        Err(e) => {
+            tracing::error!(entity = %id, error = %e, "activation failed");
+            rx.close();
+            while let Some(letter) = rx.recv().await {
+                if let Letter::Call { reply: Some(reply), .. } = *letter {
+                    let _ = reply.send(Err(e.clone()));
+                }
+            }
+            host.remove(&key, slot.gen);
+            slot.mark_stopped();
+            return;
+        }
+    };
+    slot.dirty.store(inst.dirty, Ordering::Relaxed);
+    let mut ctx = Ctx::new(id.clone(), rt.clone());
+    inst.state.activated(&mut ctx);
+
+    // Set when another instance wrote newer state: this one must not write again.
+    let mut stale = false;
+    while let Some(letter) = rx.recv().await {
+        match *letter {
+            Letter::Call { msg, reply } => {
+                let mut ctx = Ctx::new(id.clone(), rt.clone());
+                // Boxed so the idle task does not carry the largest handler's
+                // future inline.
+                let answer = Box::pin(inst.state.handle(msg, &mut ctx)).await;
+                if ctx.changed {
+                    inst.dirty = true;
+                    slot.dirty.store(true, Ordering::Relaxed);
+                }
+                let result = if ctx.durable && inst.dirty {
+                    Box::pin(inst.persist(&rt, &slot)).await.map(|()| answer)
+                } else {
+                    Ok(answer)
+                };
+                stale = matches!(result, Err(CallError::Persist { stale: true, .. }));
+                if let Some(reply) = reply {
+                    let _ = reply.send(result);
+                }
+                if stale {
+                    break;
+                }
+                if ctx.stop {
+                    rx.close();
+                }
+            }
+            Letter::Flush { done } => {
+                if inst.dirty {
+                    if let Err(e) = Box::pin(inst.persist(&rt, &slot)).await {
+                        tracing::warn!(entity = %id, error = %e, "flush failed");
+                        stale = matches!(e, CallError::Persist { stale: true, .. });
+                    }
+                }
+                let _ = done.send(());
+                if stale {
+                    break;
+                }
+            }
+            Letter::Passivate => rx.close(),
+            Letter::Snapshot { reply } => {
+                let _ = reply.send(serde_json::to_value(&inst.state).unwrap_or(serde_json::Value::Null));
+            }
+        }
+    }
+
+    if stale {
+        tracing::warn!(entity = %id, "stepping down: a newer instance wrote this entity");
+        rx.close();
+        while let Some(letter) = rx.recv().await {
+            if let Letter::Call { reply: Some(reply), .. } = *letter {
+                let _ = reply.send(Err(CallError::Stopped));
+            }
+        }
+    } else if inst.dirty {
+        // Passivation: the last write. Retried because nothing else will
+        // write this state once the instance is gone.
+        for attempt in 1..=3 {
+            match Box::pin(inst.persist(&rt, &slot)).await {
+                Ok(()) => break,
+                Err(e @ CallError::Persist { stale: true, .. }) => {
+                    tracing::warn!(entity = %id, error = %e, "final write refused: newer state exists");
+                    break;
+                }
+                Err(e) => {
+                    tracing::error!(entity = %id, error = %e, attempt, "final write failed");
+                    tokio::task::yield_now().await;
+                }
+            }
+        }
+    }
+    metrics::counter!("guildhall_entity_passivations_total", "kind" => E::KIND).increment(1);
+    host.remove(&key, slot.gen);
+    slot.mark_stopped();
+}

@@ -1,0 +1,119 @@
+//! Topics that entities and sessions subscribe to.
+//!
+//! A subscriber is a callback rather than a channel so that a session does
+//! not need a task or a queue of its own per subscription: it appends the
+//! event to its replay buffer and wakes its connection. Payloads are bytes
+//! (the publisher's serialised domain event) so that an event can cross to
+//! another node unchanged.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+use bytes::Bytes;
+
+/// One published event.
+#[derive(Debug, Clone)]
+pub struct Event {
+    pub topic: Arc<str>,
+    pub payload: Bytes,
+}
+
+/// Receives events of the topics it subscribed to. Called on the publisher's
+/// task: implementations must be quick and must not block.
+pub trait Subscriber: Send + Sync + 'static {
+    fn deliver(&self, event: &Event);
+}
+
+/// Identifies one subscription, to unsubscribe it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct SubscriptionId(u64);
+
+type Subs = Vec<(SubscriptionId, Arc<dyn Subscriber>)>;
+
+/// The topic table of one node.
+#[derive(Default)]
+pub struct PubSub {
+    topics: Mutex<HashMap<Arc<str>, Subs>>,
+    next_id: AtomicU64,
+}
+
+impl PubSub {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    pub fn subscribe(&self, topic: &str, subscriber: Arc<dyn Subscriber>) -> SubscriptionId {
+        let id = SubscriptionId(self.next_id.fetch_add(1, Ordering::Relaxed));
+        let mut topics = self.topics.lock().expect("pubsub lock");
+        match topics.get_mut(topic) {
+            Some(subs) => subs.push((id, subscriber)),
+            None => {
+                topics.insert(Arc::from(topic), vec![(id, subscriber)]);
+            }
+        }
+        id
+    }
+
+    pub fn unsubscribe(&self, topic: &str, id: SubscriptionId) {
+        let mut topics = self.topics.lock().expect("pubsub lock");
+        if let Some(subs) = topics.get_mut(topic) {
+            subs.retain(|(sid, _)| *sid != id);
+            if subs.is_empty() {
+                topics.remove(topic);
+            }
+        }
+    }
+
+    /// Delivers to every current subscriber of `topic`; returns how many.
+    pub fn publish(&self, topic: &str, payload: Bytes) -> usize {
+        // Clone the subscriber list out of the lock so that a subscriber that
+        // (un)subscribes from inside `deliver` cannot deadlock.
+        let (topic, subs) = {
+            let topics = self.topics.lock().expect("pubsub lock");
+            match topics.get_key_value(topic) {
+                Some((t, subs)) => (t.clone(), subs.iter().map(|(_, s)| s.clone()).collect::<Vec<_>>()),
+                None => return 0,
+            }
+        };
+        let event = Event { topic, payload };
+        for sub in &subs {
+            sub.deliver(&event);
+        }
+        metrics::counter!("guildhall_pubsub_deliveries_total").increment(subs.len() as u64);
+        subs.len()
+    }
+
+    /// Number of topics with at least one subscriber.
+    pub fn topic_count(&self) -> usize {
+        self.topics.lock().expect("pubsub lock").len()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    struct Collect(Mutex<Vec<String>>);
+    impl Subscriber for Collect {
+        fn deliver(&self, event: &Event) {
+            self.0.lock().unwrap().push(format!("{}:{}", event.topic, String::from_utf8_lossy(&event.payload)));
+        }
+    }
+
+    #[test]
+    fn publish_reaches_subscribers_of_the_topic_only() {
+        let ps = PubSub::new();
+        let a = Arc::new(Collect(Mutex::new(vec![])));
+        let b = Arc::new(Collect(Mutex::new(vec![])));
+        let ida = ps.subscribe("guild/1", a.clone());
+        ps.subscribe("guild/2", b.clone());
+        assert_eq!(ps.publish("guild/1", Bytes::from_static(b"hi")), 1);
+        assert_eq!(ps.publish("guild/3", Bytes::from_static(b"nobody")), 0);
+        ps.unsubscribe("guild/1", ida);
+        assert_eq!(ps.publish("guild/1", Bytes::from_static(b"gone")), 0);
+        assert_eq!(*a.0.lock().unwrap(), vec!["guild/1:hi".to_string()]);
+        assert!(b.0.lock().unwrap().is_empty());
+        assert_eq!(ps.topic_count(), 1);
+    }
+}

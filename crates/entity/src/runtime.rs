@@ -1,0 +1,309 @@
+//! The runtime: registered kinds, the directory, the store, the clock, pub/sub
+//! and the flusher, behind one cheaply cloneable handle.
+
+use std::any::Any;
+use std::collections::HashMap;
+use std::marker::PhantomData;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use guildhall_store::Store;
+use tokio::sync::oneshot;
+
+use crate::flusher::Flusher;
+use crate::host::{AnyHost, KindHost, Letter};
+use crate::introspect::{EntityStats, KindStats};
+use crate::{CallError, Clock, Directory, Entity, LocalDirectory, Location, PubSub};
+
+/// Tunables of the runtime.
+#[derive(Debug, Clone)]
+pub struct RuntimeConfig {
+    /// How long `call` waits for a reply.
+    pub call_timeout: Duration,
+    /// An instance with no letter for this long is passivated by `maintain`.
+    pub idle_timeout: Duration,
+    /// Dirty state is written at most this long after it changed (write-behind).
+    pub flush_interval: Duration,
+    /// Letters a mailbox holds before senders wait (back-pressure).
+    pub mailbox_capacity: usize,
+}
+
+impl Default for RuntimeConfig {
+    fn default() -> Self {
+        Self {
+            call_timeout: Duration::from_secs(5),
+            idle_timeout: Duration::from_secs(300),
+            flush_interval: Duration::from_secs(5),
+            mailbox_capacity: 64,
+        }
+    }
+}
+
+/// Builds a [`Runtime`]; kinds are registered up front so that the kind table
+/// needs no lock on the hot path.
+pub struct RuntimeBuilder {
+    store: Arc<dyn Store>,
+    clock: Arc<dyn Clock>,
+    directory: Arc<dyn Directory>,
+    config: RuntimeConfig,
+    hosts: HashMap<&'static str, Arc<dyn AnyHost>>,
+}
+
+impl RuntimeBuilder {
+    pub fn directory(mut self, directory: Arc<dyn Directory>) -> Self {
+        self.directory = directory;
+        self
+    }
+
+    pub fn config(mut self, config: RuntimeConfig) -> Self {
+        self.config = config;
+        self
+    }
+
+    pub fn register<E: Entity>(mut self) -> Self {
+        self.hosts.insert(E::KIND, Arc::new(KindHost::<E>::new()));
+        self
+    }
+
+    /// Starts the flusher task: call inside a tokio runtime.
+    pub fn build(self) -> Runtime {
+        let flusher = Flusher::spawn(self.store.clone());
+        let now = self.clock.now_ms();
+        Runtime {
+            inner: Arc::new(Inner {
+                store: self.store,
+                clock: self.clock,
+                directory: self.directory,
+                config: self.config,
+                hosts: self.hosts,
+                pubsub: PubSub::new(),
+                flusher,
+                shutting_down: AtomicBool::new(false),
+                last_flush_ms: AtomicU64::new(now),
+            }),
+        }
+    }
+}
+
+struct Inner {
+    store: Arc<dyn Store>,
+    clock: Arc<dyn Clock>,
+    directory: Arc<dyn Directory>,
+    config: RuntimeConfig,
+    hosts: HashMap<&'static str, Arc<dyn AnyHost>>,
+    pubsub: PubSub,
+    flusher: Flusher,
+    shutting_down: AtomicBool,
+    /// Clock time of the last periodic flush.
+    last_flush_ms: AtomicU64,
+}
+
+/// Handle to the entity runtime of this node. Clone freely.
+#[derive(Clone)]
+pub struct Runtime {
+    inner: Arc<Inner>,
+}
+
+/// A typed reference to one entity: `call` and `cast` wherever it lives.
+pub struct EntityRef<E: Entity> {
+    runtime: Runtime,
+    key: Arc<str>,
+    _kind: PhantomData<fn() -> E>,
+}
+
+impl<E: Entity> Clone for EntityRef<E> {
+    fn clone(&self) -> Self {
+        Self { runtime: self.runtime.clone(), key: self.key.clone(), _kind: PhantomData }
+    }
+}
+
+impl<E: Entity> EntityRef<E> {
+    pub fn key(&self) -> &str {
+        &self.key
+    }
+
+    pub async fn call(&self, msg: E::Msg) -> Result<E::Reply, CallError> {
+        self.runtime.call::<E>(&self.key, msg).await
+    }
+
+    pub async fn cast(&self, msg: E::Msg) -> Result<(), CallError> {
+        self.runtime.cast::<E>(&self.key, msg).await
+    }
+}
+
+impl Runtime {
+    pub fn builder(store: Arc<dyn Store>, clock: Arc<dyn Clock>) -> RuntimeBuilder {
+        RuntimeBuilder {
+            store,
+            clock,
+            directory: Arc::new(LocalDirectory),
+            config: RuntimeConfig::default(),
+            hosts: HashMap::new(),
+        }
+    }
+
+    pub fn now_ms(&self) -> u64 {
+        self.inner.clock.now_ms()
+    }
+
+    pub fn clock(&self) -> &Arc<dyn Clock> {
+        &self.inner.clock
+    }
+
+    pub fn store(&self) -> &Arc<dyn Store> {
+        &self.inner.store
+    }
+
+    pub fn pubsub(&self) -> &PubSub {
+        &self.inner.pubsub
+    }
+
+    pub fn config(&self) -> &RuntimeConfig {
+        &self.inner.config
+    }
+
+    pub(crate) fn flusher(&self) -> &Flusher {
+        &self.inner.flusher
+    }
+
+    pub fn is_shutting_down(&self) -> bool {
+        self.inner.shutting_down.load(Ordering::Acquire)
+    }
+
+    /// A typed reference to the entity `key` of kind `E`.
+    pub fn entity<E: Entity>(&self, key: &str) -> EntityRef<E> {
+        EntityRef { runtime: self.clone(), key: Arc::from(key), _kind: PhantomData }
+    }
+
+    fn host<E: Entity>(&self) -> Result<Arc<KindHost<E>>, CallError> {
+        let host = self.inner.hosts.get(E::KIND).ok_or_else(|| CallError::UnknownKind(E::KIND.into()))?;
+        host.clone().as_any().downcast::<KindHost<E>>().map_err(|_: Arc<dyn Any + Send + Sync>| {
+            CallError::UnknownKind(format!("{} (registered with another type)", E::KIND))
+        })
+    }
+
+    /// Sends `msg` to entity `key` of kind `E` and waits for the reply, at
+    /// most the call timeout.
+    pub async fn call<E: Entity>(&self, key: &str, msg: E::Msg) -> Result<E::Reply, CallError> {
+        let (reply, wait) = oneshot::channel();
+        let deliver_and_wait = async {
+            self.deliver::<E>(key, Letter::Call { msg, reply: Some(reply) }).await?;
+            wait.await.map_err(|_| CallError::Stopped)?
+        };
+        tokio::time::timeout(self.inner.config.call_timeout, deliver_and_wait)
+            .await
+            .unwrap_or(Err(CallError::Timeout))
+    }
+
+    /// Sends `msg` without waiting for the handler (it may still wait for
+    /// mailbox space).
+    pub async fn cast<E: Entity>(&self, key: &str, msg: E::Msg) -> Result<(), CallError> {
+        self.deliver::<E>(key, Letter::Call { msg, reply: None }).await
+    }
+
+    async fn deliver<E: Entity>(&self, key: &str, letter: Letter<E>) -> Result<(), CallError> {
+        if let Location::Remote(node) = self.inner.directory.locate(E::KIND, key) {
+            // The cluster transport plugs in here; messages are serde types so
+            // that this branch can serialise them unchanged.
+            return Err(CallError::Unreachable(node));
+        }
+        let host = self.host::<E>()?;
+        let mut letter = Box::new(letter);
+        loop {
+            let slot = host.get_or_activate(self, key)?;
+            slot.last_active.store(self.now_ms(), Ordering::Relaxed);
+            match slot.tx.send(letter).await {
+                Ok(()) => return Ok(()),
+                Err(bounced) => {
+                    // The instance is passivating: wait until its state is
+                    // written, then activate a fresh one.
+                    letter = bounced.0;
+                    slot.wait_stopped().await;
+                }
+            }
+        }
+    }
+
+    /// Periodic housekeeping, driven by the injected clock: passivates idle
+    /// instances and, when the flush interval has passed, writes every dirty
+    /// one. The server calls it every second; tests call it after moving the
+    /// clock.
+    pub async fn maintain(&self) {
+        let now = self.now_ms();
+        let idle_before = now.saturating_sub(self.inner.config.idle_timeout.as_millis() as u64);
+        for host in self.inner.hosts.values() {
+            host.passivate_idle(idle_before);
+        }
+        let last = self.inner.last_flush_ms.load(Ordering::Relaxed);
+        if now.saturating_sub(last) >= self.inner.config.flush_interval.as_millis() as u64 {
+            self.inner.last_flush_ms.store(now, Ordering::Relaxed);
+            self.flush_all().await;
+        }
+        for stats in self.kinds() {
+            metrics::gauge!("guildhall_entities_active", "kind" => stats.kind.clone()).set(stats.active as f64);
+            metrics::gauge!("guildhall_entities_dirty", "kind" => stats.kind).set(stats.dirty as f64);
+        }
+    }
+
+    /// Writes every dirty instance now and waits for the writes.
+    pub async fn flush_all(&self) {
+        let mut waits = Vec::new();
+        for host in self.inner.hosts.values() {
+            waits.extend(host.request_flush());
+        }
+        for wait in waits {
+            let _ = wait.await;
+        }
+    }
+
+    /// Graceful stop: activates nothing new, passivates every instance (each
+    /// writes its state) and waits until all have stopped.
+    pub async fn shutdown(&self) {
+        self.inner.shutting_down.store(true, Ordering::Release);
+        let mut stops = Vec::new();
+        for host in self.inner.hosts.values() {
+            stops.extend(host.passivate_all());
+        }
+        for stop in stops {
+            stop.await;
+        }
+    }
+
+    /// Registered kinds with their live counts and mailbox depths.
+    pub fn kinds(&self) -> Vec<KindStats> {
+        let mut kinds: Vec<_> = self.inner.hosts.values().map(|h| h.stats()).collect();
+        kinds.sort_by(|a, b| a.kind.cmp(&b.kind));
+        kinds
+    }
+
+    /// Live instances of one kind, deepest mailbox first.
+    pub fn entities(&self, kind: &str) -> Option<Vec<EntityStats>> {
+        let host = self.inner.hosts.get(kind)?;
+        let mut list = host.entities(self.now_ms());
+        list.sort_by(|a, b| b.mailbox_depth.cmp(&a.mailbox_depth).then_with(|| a.key.cmp(&b.key)));
+        Some(list)
+    }
+
+    /// Any entity's state as JSON: from the live instance if active (without
+    /// disturbing it beyond one letter), else from the store (without
+    /// activating it). `Ok(None)` if it was never stored and is not active.
+    pub async fn state_json(&self, kind: &str, key: &str) -> Result<Option<serde_json::Value>, CallError> {
+        let host = self.inner.hosts.get(kind).ok_or_else(|| CallError::UnknownKind(kind.into()))?;
+        if let Some(wait) = host.snapshot(key) {
+            if let Ok(Ok(value)) = tokio::time::timeout(self.inner.config.call_timeout, wait).await {
+                return Ok(Some(value));
+            }
+        }
+        let record = self
+            .inner
+            .store
+            .get(&crate::id::storage_key(kind, key))
+            .await
+            .map_err(|e| CallError::Load(e.to_string()))?;
+        match record {
+            None => Ok(None),
+            Some(r) => serde_json::from_slice(&r.value).map(Some).map_err(|e| CallError::Load(e.to_string())),
+        }
+    }
+}

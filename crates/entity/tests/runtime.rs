@@ -1,0 +1,295 @@
+//! Entity runtime behaviour over the in-memory store, with an injected clock.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use bytes::Bytes;
+use guildhall_entity::{CallError, Ctx, Entity, Event, ManualClock, Runtime, RuntimeConfig, Subscriber};
+use guildhall_store::{MemoryStore, Store};
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Default, Serialize, Deserialize)]
+struct Counter {
+    count: u64,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+enum CounterMsg {
+    /// Adds, yielding to the scheduler half-way to expose any interleaving.
+    Add(u64),
+    AddDurable(u64),
+    Get,
+    Publish(String),
+    Hang,
+}
+
+impl Entity for Counter {
+    const KIND: &'static str = "counter";
+    type Msg = CounterMsg;
+    type Reply = u64;
+
+    fn create(_key: &str, _now_ms: u64) -> Self {
+        Counter::default()
+    }
+
+    async fn handle(&mut self, msg: CounterMsg, ctx: &mut Ctx) -> u64 {
+        match msg {
+            CounterMsg::Add(n) => {
+                let before = self.count;
+                tokio::task::yield_now().await;
+                self.count = before + n;
+            }
+            CounterMsg::AddDurable(n) => {
+                self.count += n;
+                ctx.durable();
+            }
+            CounterMsg::Get => ctx.unchanged(),
+            CounterMsg::Publish(text) => {
+                ctx.unchanged();
+                ctx.publish(&format!("counter/{}", ctx.key()), Bytes::from(text));
+            }
+            CounterMsg::Hang => std::future::pending::<()>().await,
+        }
+        self.count
+    }
+}
+
+fn config() -> RuntimeConfig {
+    RuntimeConfig {
+        call_timeout: Duration::from_secs(5),
+        idle_timeout: Duration::from_secs(60),
+        flush_interval: Duration::from_secs(10),
+        mailbox_capacity: 16,
+    }
+}
+
+fn runtime(store: Arc<dyn Store>, clock: &ManualClock) -> Runtime {
+    Runtime::builder(store, Arc::new(clock.clone())).config(config()).register::<Counter>().build()
+}
+
+async fn stored(store: &Arc<dyn Store>, key: &str) -> Option<(u64, u64)> {
+    let rec = store.get(format!("e/counter/{key}").as_bytes()).await.unwrap()?;
+    let c: Counter = serde_json::from_slice(&rec.value).unwrap();
+    Some((c.count, rec.version))
+}
+
+#[tokio::test]
+async fn one_handler_at_a_time() {
+    let clock = ManualClock::default();
+    let rt = runtime(Arc::new(MemoryStore::new()), &clock);
+    let mut calls = Vec::new();
+    for _ in 0..200 {
+        let rt = rt.clone();
+        calls.push(tokio::spawn(async move { rt.call::<Counter>("a", CounterMsg::Add(1)).await }));
+    }
+    for c in calls {
+        c.await.unwrap().unwrap();
+    }
+    assert_eq!(rt.call::<Counter>("a", CounterMsg::Get).await.unwrap(), 200);
+}
+
+#[tokio::test]
+async fn write_behind_flushes_after_the_interval_and_durable_writes_before_reply() {
+    let clock = ManualClock::default();
+    let store: Arc<dyn Store> = Arc::new(MemoryStore::new());
+    let rt = runtime(store.clone(), &clock);
+
+    rt.call::<Counter>("wb", CounterMsg::Get).await.unwrap();
+    rt.call::<Counter>("wb", CounterMsg::Add(5)).await.unwrap();
+    assert_eq!(stored(&store, "wb").await, None, "nothing written before the flush interval");
+    rt.maintain().await;
+    assert_eq!(stored(&store, "wb").await, None, "the interval has not passed yet");
+    clock.advance(Duration::from_secs(10));
+    rt.maintain().await;
+    assert_eq!(stored(&store, "wb").await, Some((5, 1)));
+
+    assert_eq!(rt.call::<Counter>("d", CounterMsg::AddDurable(7)).await.unwrap(), 7);
+    assert_eq!(stored(&store, "d").await, Some((7, 1)), "durable write happened before the reply");
+    assert_eq!(rt.kinds()[0].dirty, 0);
+}
+
+#[tokio::test]
+async fn idle_entities_passivate_with_their_state_and_come_back() {
+    let clock = ManualClock::default();
+    let store: Arc<dyn Store> = Arc::new(MemoryStore::new());
+    let rt = runtime(store.clone(), &clock);
+    rt.call::<Counter>("idle", CounterMsg::Add(3)).await.unwrap();
+    rt.call::<Counter>("busy", CounterMsg::Add(1)).await.unwrap();
+    assert_eq!(rt.kinds()[0].active, 2);
+
+    clock.advance(Duration::from_secs(30));
+    rt.call::<Counter>("busy", CounterMsg::Add(1)).await.unwrap();
+    clock.advance(Duration::from_secs(31));
+    rt.maintain().await;
+    // Passivation is asynchronous: a call to the passivating entity waits for
+    // its final write, so this read observes the stored state.
+    assert_eq!(rt.call::<Counter>("idle", CounterMsg::Get).await.unwrap(), 3);
+    assert_eq!(stored(&store, "idle").await.map(|(c, _)| c), Some(3));
+    let busy = rt.entities("counter").unwrap().into_iter().find(|e| e.key == "busy");
+    assert!(busy.is_some(), "the recently used entity stays active");
+}
+
+#[tokio::test]
+async fn a_stale_instance_is_refused_and_steps_down() {
+    let clock = ManualClock::default();
+    let store: Arc<dyn Store> = Arc::new(MemoryStore::new());
+    let a = runtime(store.clone(), &clock);
+    let b = runtime(store.clone(), &clock);
+    // Both runtimes activate the same entity (the split brain a partition causes).
+    assert_eq!(a.call::<Counter>("x", CounterMsg::Get).await.unwrap(), 0);
+    assert_eq!(b.call::<Counter>("x", CounterMsg::Get).await.unwrap(), 0);
+
+    assert_eq!(a.call::<Counter>("x", CounterMsg::AddDurable(10)).await.unwrap(), 10);
+    match b.call::<Counter>("x", CounterMsg::AddDurable(1)).await {
+        Err(CallError::Persist { stale: true, .. }) => {}
+        other => panic!("stale write must be refused, got {other:?}"),
+    }
+    assert_eq!(stored(&store, "x").await, Some((10, 1)), "the stale writer overwrote nothing");
+    // B's next call activates a fresh instance that sees A's state.
+    assert_eq!(b.call::<Counter>("x", CounterMsg::Get).await.unwrap(), 10);
+}
+
+#[tokio::test]
+async fn shutdown_writes_everything_and_refuses_new_work() {
+    let clock = ManualClock::default();
+    let store: Arc<dyn Store> = Arc::new(MemoryStore::new());
+    let rt = runtime(store.clone(), &clock);
+    for i in 0..50 {
+        rt.call::<Counter>(&format!("k{i}"), CounterMsg::Add(i)).await.unwrap();
+    }
+    rt.shutdown().await;
+    for i in 0..50 {
+        assert_eq!(stored(&store, &format!("k{i}")).await.map(|(c, _)| c), Some(i));
+    }
+    assert_eq!(rt.kinds()[0].active, 0);
+    assert_eq!(rt.call::<Counter>("new", CounterMsg::Get).await, Err(CallError::ShuttingDown));
+
+    let again = runtime(store, &clock);
+    assert_eq!(again.call::<Counter>("k42", CounterMsg::Get).await.unwrap(), 42);
+}
+
+#[tokio::test]
+async fn introspection_shows_state_counts_and_mailboxes() {
+    let clock = ManualClock::default();
+    let store: Arc<dyn Store> = Arc::new(MemoryStore::new());
+    let rt = runtime(store.clone(), &clock);
+    rt.call::<Counter>("live", CounterMsg::AddDurable(4)).await.unwrap();
+    assert_eq!(rt.state_json("counter", "live").await.unwrap(), Some(serde_json::json!({"count": 4})));
+    rt.shutdown().await;
+    // Not active any more: read from the store without activating.
+    assert_eq!(rt.state_json("counter", "live").await.unwrap(), Some(serde_json::json!({"count": 4})));
+    assert_eq!(rt.state_json("counter", "never").await.unwrap(), None);
+    assert!(matches!(rt.state_json("nope", "x").await, Err(CallError::UnknownKind(_))));
+
+    let rt = runtime(store, &clock);
+    // A hung handler leaves later letters queued: the mailbox depth shows it.
+    let hung = rt.entity::<Counter>("hung");
+    tokio::spawn({
+        let hung = hung.clone();
+        async move { hung.call(CounterMsg::Hang).await }
+    });
+    for _ in 0..3 {
+        hung.cast(CounterMsg::Add(1)).await.unwrap();
+    }
+    let stats = rt.entities("counter").unwrap();
+    assert_eq!(stats[0].key, "hung");
+    assert!(stats[0].mailbox_depth >= 3, "{stats:?}");
+    assert!(rt.kinds()[0].max_mailbox_depth >= 3);
+}
+
+#[tokio::test(start_paused = true)]
+async fn call_times_out_when_the_entity_does_not_answer() {
+    let clock = ManualClock::default();
+    let rt = runtime(Arc::new(MemoryStore::new()), &clock);
+    assert_eq!(rt.call::<Counter>("h", CounterMsg::Hang).await, Err(CallError::Timeout));
+}
+
+struct Collect(Mutex<Vec<String>>);
+impl Subscriber for Collect {
+    fn deliver(&self, event: &Event) {
+        self.0.lock().unwrap().push(String::from_utf8_lossy(&event.payload).into_owned());
+    }
+}
+
+#[tokio::test]
+async fn handlers_publish_to_subscribers() {
+    let clock = ManualClock::default();
+    let rt = runtime(Arc::new(MemoryStore::new()), &clock);
+    let sub = Arc::new(Collect(Mutex::new(Vec::new())));
+    rt.pubsub().subscribe("counter/p", sub.clone());
+    rt.call::<Counter>("p", CounterMsg::Publish("hello".into())).await.unwrap();
+    rt.call::<Counter>("q", CounterMsg::Publish("elsewhere".into())).await.unwrap();
+    assert_eq!(*sub.0.lock().unwrap(), vec!["hello".to_string()]);
+}
+
+#[tokio::test]
+async fn an_unreadable_snapshot_is_refused_not_overwritten() {
+    let clock = ManualClock::default();
+    let store: Arc<dyn Store> = Arc::new(MemoryStore::new());
+    store.put(b"e/counter/bad", b"not json".to_vec(), 0).await.unwrap();
+    let rt = runtime(store.clone(), &clock);
+    assert!(matches!(rt.call::<Counter>("bad", CounterMsg::Add(1)).await, Err(CallError::Load(_))));
+    rt.shutdown().await;
+    assert_eq!(store.get(b"e/counter/bad").await.unwrap().unwrap().value, b"not json");
+}
+
+/// State snapshots survive schema growth: a snapshot written by the old
+/// struct loads into the new one, the new field taking its default.
+mod schema_growth {
+    use super::*;
+
+    #[derive(Serialize, Deserialize)]
+    struct ProfileV1 {
+        name: String,
+        score: u64,
+    }
+
+    #[derive(Debug, Serialize, Deserialize)]
+    struct ProfileV2 {
+        name: String,
+        score: u64,
+        #[serde(default = "default_title")]
+        title: String,
+        #[serde(default)]
+        badges: Vec<String>,
+    }
+
+    fn default_title() -> String {
+        "novice".into()
+    }
+
+    macro_rules! profile_entity {
+        ($ty:ident, $create:expr) => {
+            impl Entity for $ty {
+                const KIND: &'static str = "profile";
+                type Msg = ();
+                type Reply = String;
+                fn create(_key: &str, _now_ms: u64) -> Self {
+                    $create
+                }
+                async fn handle(&mut self, _msg: (), _ctx: &mut Ctx) -> String {
+                    serde_json::to_string(self).unwrap()
+                }
+            }
+        };
+    }
+    profile_entity!(ProfileV1, ProfileV1 { name: "ada".into(), score: 9 });
+    profile_entity!(ProfileV2, ProfileV2 { name: String::new(), score: 0, title: default_title(), badges: vec![] });
+
+    #[tokio::test]
+    async fn old_snapshot_loads_after_a_field_was_added() {
+        let clock = ManualClock::default();
+        let store: Arc<dyn Store> = Arc::new(MemoryStore::new());
+        let old = Runtime::builder(store.clone(), Arc::new(clock.clone())).register::<ProfileV1>().build();
+        old.call::<ProfileV1>("ada", ()).await.unwrap();
+        old.shutdown().await;
+
+        let new = Runtime::builder(store, Arc::new(clock)).register::<ProfileV2>().build();
+        let json = new.call::<ProfileV2>("ada", ()).await.unwrap();
+        let loaded: ProfileV2 = serde_json::from_str(&json).unwrap();
+        assert_eq!(loaded.name, "ada");
+        assert_eq!(loaded.score, 9);
+        assert_eq!(loaded.title, "novice");
+        assert!(loaded.badges.is_empty());
+    }
+}

@@ -1,0 +1,24 @@
+//! Events the game publishes on topics. Serialised as JSON into the pub/sub
+//! payload; the server maps them to protocol pushes.
+
+use serde::{Deserialize, Serialize};
+
+use crate::PlayerView;
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum GameEvent {
+    /// The player's state changed in a way its session should show.
+    PlayerUpdated(PlayerView),
+    /// A message for the player (level-up, announcements from operators).
+    Notice { text: String },
+}
+
+impl GameEvent {
+    pub fn encode(&self) -> bytes::Bytes {
+        serde_json::to_vec(self).expect("game events serialise").into()
+    }
+
+    pub fn decode(bytes: &[u8]) -> Result<Self, serde_json::Error> {
+        serde_json::from_slice(bytes)
+    }
+}

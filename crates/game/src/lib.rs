@@ -1,0 +1,29 @@
+//! The Guildhall game domain, as entities of the entity runtime.
+//!
+//! Architecture invariant: nothing here touches a socket or a protobuf type.
+//! The server maps these domain types to the wire at its edge.
+
+pub mod catalogue;
+pub mod error;
+pub mod event;
+pub mod player;
+pub mod rng;
+pub mod rules;
+
+pub use catalogue::{CardDef, Rarity, CATALOGUE};
+pub use error::GameError;
+pub use event::GameEvent;
+pub use player::{CardView, Player, PlayerMsg, PlayerReply, PlayerView};
+
+use guildhall_entity::RuntimeBuilder;
+
+/// Registers every entity kind of the game with a runtime builder.
+pub fn register(builder: RuntimeBuilder) -> RuntimeBuilder {
+    builder.register::<Player>()
+}
+
+/// Topic on which a player's own events are published; the player's session
+/// subscribes to it.
+pub fn player_topic(player_id: &str) -> String {
+    format!("player/{player_id}")
+}

@@ -1,0 +1,423 @@
+//! The player entity: currencies, mana, experience, the card collection, and
+//! the solo actions (open a chest, upgrade a card, battle).
+
+use std::collections::BTreeMap;
+
+use guildhall_entity::{Ctx, Entity};
+use serde::{Deserialize, Serialize};
+
+use crate::catalogue::{card_def, kinds_of};
+use crate::rng::SplitMix64;
+use crate::rules::*;
+use crate::{player_topic, GameError, GameEvent, Rarity};
+
+/// Copies and level of one card kind in a collection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CardStack {
+    pub count: u32,
+    pub level: u32,
+}
+
+/// Totals the rules have created or destroyed through this player, so that an
+/// audit can check that value is conserved.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Ledger {
+    pub gold_minted: u64,
+    pub gold_burnt: u64,
+    pub gems_minted: u64,
+    pub cards_minted: u64,
+    pub cards_burnt: u64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Player {
+    pub id: String,
+    pub created_at_ms: u64,
+    pub gold: u64,
+    pub gems: u64,
+    /// Mana at `mana_at_ms`; the current value adds what regenerated since.
+    pub mana: u32,
+    pub mana_at_ms: u64,
+    pub level: u32,
+    pub experience: u64,
+    pub cards: BTreeMap<u32, CardStack>,
+    pub rng: SplitMix64,
+    pub chests_opened: u64,
+    pub battles: u64,
+    pub wins: u64,
+    #[serde(default)]
+    pub expedition_points: u64,
+    #[serde(default)]
+    pub ledger: Ledger,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub enum PlayerMsg {
+    Get,
+    OpenChest,
+    UpgradeCard { kind: u32 },
+    Battle,
+}
+
+/// A card as shown to the player.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CardView {
+    pub kind: u32,
+    pub name: String,
+    pub rarity: Rarity,
+    pub count: u32,
+    pub level: u32,
+}
+
+/// The player as shown to the player.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PlayerView {
+    pub player_id: String,
+    pub gold: u64,
+    pub gems: u64,
+    pub mana: u32,
+    pub mana_cap: u32,
+    pub next_mana_at_ms: u64,
+    pub level: u32,
+    pub experience: u64,
+    pub cards: Vec<CardView>,
+    pub chests_opened: u64,
+    pub battles: u64,
+    pub wins: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum PlayerReply {
+    Profile(PlayerView),
+    Chest { cards: Vec<CardView>, gold: u64 },
+    Upgraded { card: CardView, gold: u64 },
+    Battle { won: bool, gold_earned: u64, experience_earned: u64, points: u32, leveled_up: bool, player: PlayerView },
+}
+
+fn card_view(kind: u32, stack: CardStack) -> CardView {
+    let def = card_def(kind).expect("collections hold catalogue kinds only");
+    CardView { kind, name: def.name.to_string(), rarity: def.rarity, count: stack.count, level: stack.level }
+}
+
+impl Player {
+    /// A new player: starting currencies, full mana, one copy of three commons.
+    pub fn new(id: &str, now_ms: u64) -> Self {
+        let cards = (0..3).map(|k| (k, CardStack { count: 1, level: 1 })).collect();
+        Player {
+            id: id.to_string(),
+            created_at_ms: now_ms,
+            gold: START_GOLD,
+            gems: START_GEMS,
+            mana: MANA_CAP,
+            mana_at_ms: now_ms,
+            level: 1,
+            experience: 0,
+            cards,
+            rng: SplitMix64::seeded_from(id),
+            chests_opened: 0,
+            battles: 0,
+            wins: 0,
+            expedition_points: 0,
+            ledger: Ledger { gold_minted: START_GOLD, gems_minted: START_GEMS, cards_minted: 3, ..Ledger::default() },
+        }
+    }
+
+    /// Mana now, with what regenerated since `mana_at_ms`.
+    pub fn mana_now(&self, now_ms: u64) -> u32 {
+        if self.mana >= MANA_CAP {
+            return self.mana;
+        }
+        let gained = now_ms.saturating_sub(self.mana_at_ms) / MANA_REGEN_MS;
+        (self.mana as u64 + gained).min(MANA_CAP as u64) as u32
+    }
+
+    /// Folds regenerated mana into `mana`, keeping partial progress towards
+    /// the next point.
+    fn settle_mana(&mut self, now_ms: u64) {
+        let mana = self.mana_now(now_ms);
+        if mana >= MANA_CAP {
+            self.mana_at_ms = now_ms;
+        } else {
+            self.mana_at_ms += (mana - self.mana) as u64 * MANA_REGEN_MS;
+        }
+        self.mana = mana;
+    }
+
+    pub fn view(&self, now_ms: u64) -> PlayerView {
+        let mana = self.mana_now(now_ms);
+        let next_mana_at_ms = if mana >= MANA_CAP {
+            0
+        } else {
+            let regen_from = self.mana_at_ms + (mana - self.mana) as u64 * MANA_REGEN_MS;
+            regen_from + MANA_REGEN_MS
+        };
+        PlayerView {
+            player_id: self.id.clone(),
+            gold: self.gold,
+            gems: self.gems,
+            mana,
+            mana_cap: MANA_CAP,
+            next_mana_at_ms,
+            level: self.level,
+            experience: self.experience,
+            cards: self.cards.iter().map(|(k, s)| card_view(*k, *s)).collect(),
+            chests_opened: self.chests_opened,
+            battles: self.battles,
+            wins: self.wins,
+        }
+    }
+
+    /// Opens a chest: pays gold, draws cards from the player's own generator.
+    pub fn open_chest(&mut self) -> Result<Vec<CardView>, GameError> {
+        if self.gold < CHEST_COST_GOLD {
+            return Err(GameError::NotEnoughGold { need: CHEST_COST_GOLD, have: self.gold });
+        }
+        self.gold -= CHEST_COST_GOLD;
+        self.ledger.gold_burnt += CHEST_COST_GOLD;
+        self.chests_opened += 1;
+        let mut drawn = Vec::with_capacity(CHEST_CARDS);
+        for _ in 0..CHEST_CARDS {
+            let kind = self.draw_kind();
+            let stack = self.cards.entry(kind).or_insert(CardStack { count: 0, level: 1 });
+            stack.count += 1;
+            self.ledger.cards_minted += 1;
+            drawn.push(card_view(kind, CardStack { count: 1, level: stack.level }));
+        }
+        Ok(drawn)
+    }
+
+    fn draw_kind(&mut self) -> u32 {
+        let total: u64 = CHEST_RARITY_WEIGHTS.iter().map(|(_, w)| w).sum();
+        let mut roll = self.rng.below(total);
+        let mut rarity = Rarity::Common;
+        for (r, w) in CHEST_RARITY_WEIGHTS {
+            if roll < *w {
+                rarity = *r;
+                break;
+            }
+            roll -= w;
+        }
+        let pool: Vec<u32> = kinds_of(rarity).map(|c| c.kind).collect();
+        pool[self.rng.below(pool.len() as u64) as usize]
+    }
+
+    /// Spends copies of a card and gold to raise its level by one.
+    pub fn upgrade_card(&mut self, kind: u32) -> Result<CardView, GameError> {
+        if card_def(kind).is_none() {
+            return Err(GameError::UnknownCard(kind));
+        }
+        let stack = self.cards.get(&kind).copied().unwrap_or(CardStack { count: 0, level: 1 });
+        if stack.level >= MAX_CARD_LEVEL {
+            return Err(GameError::MaxLevel(kind));
+        }
+        let copies = upgrade_copies(stack.level);
+        // The card being upgraded is one copy that stays; the others are spent.
+        if stack.count < copies + 1 {
+            return Err(GameError::NotEnoughCards { kind, need: copies + 1, have: stack.count });
+        }
+        let gold = upgrade_gold(stack.level);
+        if self.gold < gold {
+            return Err(GameError::NotEnoughGold { need: gold, have: self.gold });
+        }
+        self.gold -= gold;
+        self.ledger.gold_burnt += gold;
+        self.ledger.cards_burnt += copies as u64;
+        let stack = self.cards.get_mut(&kind).expect("checked above");
+        stack.count -= copies;
+        stack.level += 1;
+        Ok(card_view(kind, *stack))
+    }
+
+    /// Sum of the levels of the eight best cards.
+    pub fn deck_power(&self) -> u32 {
+        let mut levels: Vec<u32> = self.cards.values().map(|s| s.level).collect();
+        levels.sort_unstable_by(|a, b| b.cmp(a));
+        levels.iter().take(8).sum()
+    }
+
+    /// Fights one battle: spends mana; a win earns more gold, experience and
+    /// expedition points than a loss. Returns (won, gold, xp, points, leveled_up).
+    pub fn battle(&mut self, now_ms: u64) -> Result<(bool, u64, u64, u32, bool), GameError> {
+        self.settle_mana(now_ms);
+        if self.mana < BATTLE_MANA_COST {
+            return Err(GameError::NotEnoughMana { need: BATTLE_MANA_COST, have: self.mana });
+        }
+        if self.mana >= MANA_CAP {
+            // Regeneration starts when mana drops below the cap.
+            self.mana_at_ms = now_ms;
+        }
+        self.mana -= BATTLE_MANA_COST;
+        self.battles += 1;
+        let won = self.rng.below(1000) < win_chance_permille(self.deck_power());
+        let (gold, xp, points) = if won {
+            self.wins += 1;
+            (WIN_GOLD + WIN_GOLD_PER_LEVEL * self.level as u64, WIN_XP, WIN_POINTS)
+        } else {
+            (LOSS_GOLD, LOSS_XP, LOSS_POINTS)
+        };
+        self.gold += gold;
+        self.ledger.gold_minted += gold;
+        self.experience += xp;
+        self.expedition_points += points as u64;
+        let mut leveled_up = false;
+        while self.experience >= xp_for_next(self.level) {
+            self.experience -= xp_for_next(self.level);
+            self.level += 1;
+            self.gems += LEVEL_UP_GEMS;
+            self.ledger.gems_minted += LEVEL_UP_GEMS;
+            leveled_up = true;
+        }
+        Ok((won, gold, xp, points, leveled_up))
+    }
+}
+
+impl Entity for Player {
+    const KIND: &'static str = "player";
+    type Msg = PlayerMsg;
+    type Reply = Result<PlayerReply, GameError>;
+
+    fn create(key: &str, now_ms: u64) -> Self {
+        Player::new(key, now_ms)
+    }
+
+    async fn handle(&mut self, msg: PlayerMsg, ctx: &mut Ctx) -> Self::Reply {
+        let now = ctx.now_ms();
+        match msg {
+            PlayerMsg::Get => {
+                ctx.unchanged();
+                Ok(PlayerReply::Profile(self.view(now)))
+            }
+            PlayerMsg::OpenChest => {
+                let cards = self.open_chest().inspect_err(|_| ctx.unchanged())?;
+                // A purchase: durable before the player sees the cards.
+                ctx.durable();
+                Ok(PlayerReply::Chest { cards, gold: self.gold })
+            }
+            PlayerMsg::UpgradeCard { kind } => {
+                let card = self.upgrade_card(kind).inspect_err(|_| ctx.unchanged())?;
+                ctx.durable();
+                Ok(PlayerReply::Upgraded { card, gold: self.gold })
+            }
+            PlayerMsg::Battle => {
+                let (won, gold_earned, experience_earned, points, leveled_up) =
+                    self.battle(now).inspect_err(|_| ctx.unchanged())?;
+                let player = self.view(now);
+                if leveled_up {
+                    let topic = player_topic(&self.id);
+                    ctx.publish(&topic, GameEvent::Notice { text: format!("Level {} reached!", self.level) }.encode());
+                    ctx.publish(&topic, GameEvent::PlayerUpdated(player.clone()).encode());
+                }
+                Ok(PlayerReply::Battle { won, gold_earned, experience_earned, points, leveled_up, player })
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const T0: u64 = 1_767_225_600_000;
+
+    #[test]
+    fn a_new_player_starts_with_the_rules_numbers() {
+        let p = Player::new("p", T0);
+        let v = p.view(T0);
+        assert_eq!((v.gold, v.gems, v.mana, v.level), (START_GOLD, START_GEMS, MANA_CAP, 1));
+        assert_eq!(v.cards.len(), 3);
+        assert_eq!(v.next_mana_at_ms, 0, "full mana does not regenerate");
+    }
+
+    #[test]
+    fn chests_cost_gold_and_are_deterministic_per_player() {
+        let mut a = Player::new("same", T0);
+        let mut b = Player::new("same", T0);
+        let ca = a.open_chest().unwrap();
+        assert_eq!(ca, b.open_chest().unwrap(), "same seed, same chest");
+        assert_eq!(ca.len(), CHEST_CARDS);
+        assert_eq!(a.gold, START_GOLD - CHEST_COST_GOLD);
+        let total: u32 = a.cards.values().map(|s| s.count).sum();
+        assert_eq!(total, 3 + CHEST_CARDS as u32);
+
+        let mut poor = Player::new("poor", T0);
+        poor.gold = CHEST_COST_GOLD - 1;
+        assert_eq!(poor.open_chest(), Err(GameError::NotEnoughGold { need: CHEST_COST_GOLD, have: 99 }));
+        assert_eq!(poor.chests_opened, 0);
+    }
+
+    #[test]
+    fn chest_rarities_follow_the_weights() {
+        let mut p = Player::new("stats", T0);
+        p.gold = u64::MAX / 2;
+        let mut commons = 0;
+        for _ in 0..2000 {
+            for c in p.open_chest().unwrap() {
+                commons += (c.rarity == Rarity::Common) as u32;
+            }
+        }
+        // 6000 draws at 70 %: 4200 expected; allow a wide margin.
+        assert!((3900..4500).contains(&commons), "{commons} commons");
+    }
+
+    #[test]
+    fn upgrade_spends_copies_and_gold_and_refuses_what_it_cannot() {
+        let mut p = Player::new("u", T0);
+        assert_eq!(p.upgrade_card(0), Err(GameError::NotEnoughCards { kind: 0, need: 3, have: 1 }));
+        assert_eq!(p.upgrade_card(999), Err(GameError::UnknownCard(999)));
+        p.cards.insert(0, CardStack { count: 3, level: 1 });
+        let card = p.upgrade_card(0).unwrap();
+        assert_eq!((card.level, card.count), (2, 1));
+        assert_eq!(p.gold, START_GOLD - upgrade_gold(1));
+
+        p.cards.insert(1, CardStack { count: 50, level: MAX_CARD_LEVEL });
+        assert_eq!(p.upgrade_card(1), Err(GameError::MaxLevel(1)));
+        p.cards.insert(2, CardStack { count: 50, level: 1 });
+        p.gold = 10;
+        assert_eq!(p.upgrade_card(2), Err(GameError::NotEnoughGold { need: 50, have: 10 }));
+        assert_eq!(p.cards[&2].count, 50, "a refused upgrade spends nothing");
+    }
+
+    #[test]
+    fn mana_regenerates_to_the_cap_with_the_clock() {
+        let mut p = Player::new("m", T0);
+        for _ in 0..(MANA_CAP / BATTLE_MANA_COST) {
+            p.battle(T0).unwrap();
+        }
+        assert_eq!(p.mana_now(T0), 0);
+        assert_eq!(p.battle(T0), Err(GameError::NotEnoughMana { need: BATTLE_MANA_COST, have: 0 }));
+        assert_eq!(p.view(T0).next_mana_at_ms, T0 + MANA_REGEN_MS);
+        // Partial progress is kept: 2.5 regen periods give 2 points ...
+        let t = T0 + MANA_REGEN_MS * 5 / 2;
+        assert_eq!(p.mana_now(t), 2);
+        // ... and the next point comes exactly at 3 periods.
+        assert_eq!(p.view(t).next_mana_at_ms, T0 + 3 * MANA_REGEN_MS);
+        assert_eq!(p.mana_now(T0 + 3 * MANA_REGEN_MS - 1), 2);
+        assert_eq!(p.mana_now(T0 + 3 * MANA_REGEN_MS), 3);
+        assert_eq!(p.mana_now(T0 + 1000 * MANA_REGEN_MS), MANA_CAP, "capped");
+        // Regeneration progress survives a battle in between.
+        let t = T0 + MANA_REGEN_MS * 11 / 2; // 5 points, half way to the 6th
+        p.battle(t).unwrap();
+        assert_eq!(p.mana_now(t), 0);
+        assert_eq!(p.mana_now(T0 + 6 * MANA_REGEN_MS), 1);
+    }
+
+    #[test]
+    fn battles_earn_gold_experience_points_and_levels() {
+        let mut p = Player::new("b", T0);
+        let mut now = T0;
+        let mut leveled = false;
+        for _ in 0..40 {
+            now += MANA_REGEN_MS * BATTLE_MANA_COST as u64;
+            let (won, gold, xp, points, up) = p.battle(now).unwrap();
+            assert_eq!(gold, if won { WIN_GOLD + WIN_GOLD_PER_LEVEL * (p.level as u64 - up as u64) } else { LOSS_GOLD });
+            assert_eq!(xp, if won { WIN_XP } else { LOSS_XP });
+            assert_eq!(points, if won { WIN_POINTS } else { LOSS_POINTS });
+            leveled |= up;
+        }
+        assert!(leveled, "40 battles earn at least 120 xp, past level 1's 100");
+        assert!(p.level >= 2);
+        assert_eq!(p.gems, START_GEMS + LEVEL_UP_GEMS * (p.level as u64 - 1));
+        assert!(p.wins > 0 && p.wins < 40, "the win chance is neither 0 nor 1");
+        assert_eq!(p.gold, START_GOLD + p.ledger.gold_minted - START_GOLD - p.ledger.gold_burnt);
+    }
+}

@@ -1,0 +1,1 @@
+//! Guildhall server.

@@ -1,0 +1,186 @@
+//! Embedded backend on fjall, an LSM-tree engine. Kept behind the `fjall`
+//! feature for the backend comparison (`examples/store_bench.rs`).
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+
+use async_trait::async_trait;
+use fjall::{Database, Keyspace, KeyspaceCreateOptions, PersistMode};
+
+use crate::{check_op, Record, Store, StoreError, Version, WriteOp};
+
+/// Bytes of the little-endian version that prefixes every stored value.
+const VERSION_LEN: usize = 8;
+
+/// A [`Store`] in a fjall database directory, one keyspace holding
+/// key -> (version u64 LE, payload), as the redb backend does.
+///
+/// fjall has no conditional write, so conditions are checked and the batch
+/// written under one store-wide `Mutex`: no other writer of this store can
+/// change a key between its check and its write. (Another process cannot open
+/// the directory: fjall locks it.) Readers don't take the lock; fjall makes a
+/// committed batch visible atomically.
+///
+/// A batch is one fjall write batch committed with [`PersistMode::SyncData`]:
+/// one journal append and one `fdatasync`, the same guarantee redb's commit
+/// gives (redb also syncs with `fdatasync`), so the two compare fairly. The
+/// journal is append-only within a file, and `fdatasync` does flush the file
+/// size, so `SyncData` suffices; fjall itself uses `SyncAll` when it rotates
+/// journal files.
+#[derive(Clone)]
+pub struct FjallStore {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    db: Database,
+    records: Keyspace,
+    /// Serialises check-and-write; see [`FjallStore`].
+    write_lock: Mutex<()>,
+}
+
+impl std::fmt::Debug for FjallStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FjallStore").finish_non_exhaustive()
+    }
+}
+
+fn backend(what: &str, err: impl std::fmt::Display) -> StoreError {
+    StoreError::Backend(format!("fjall: {what}: {err}"))
+}
+
+fn encode(version: Version, value: &[u8]) -> Vec<u8> {
+    let mut buf = Vec::with_capacity(VERSION_LEN + value.len());
+    buf.extend_from_slice(&version.to_le_bytes());
+    buf.extend_from_slice(value);
+    buf
+}
+
+fn decode<'a>(key: &[u8], stored: &'a [u8]) -> Result<(Version, &'a [u8]), StoreError> {
+    match stored.split_first_chunk::<VERSION_LEN>() {
+        Some((version, payload)) => Ok((Version::from_le_bytes(*version), payload)),
+        None => Err(StoreError::Backend(format!(
+            "fjall: corrupt record under key {key:?}: {} bytes, shorter than the version prefix",
+            stored.len()
+        ))),
+    }
+}
+
+impl FjallStore {
+    /// Opens the database directory at `path`, creating it (and its parents)
+    /// if needed. Blocks on disk and journal recovery; call it at startup or
+    /// from `spawn_blocking`.
+    pub fn open(path: impl AsRef<Path>) -> Result<Self, StoreError> {
+        let path = path.as_ref();
+        std::fs::create_dir_all(path)
+            .map_err(|e| StoreError::Backend(format!("fjall: creating directory {}: {e}", path.display())))?;
+        let db = Database::builder(path)
+            .open()
+            .map_err(|e| StoreError::Backend(format!("fjall: opening {}: {e}", path.display())))?;
+        let records =
+            db.keyspace("records", KeyspaceCreateOptions::default).map_err(|e| backend("opening keyspace", e))?;
+        Ok(Self { inner: Arc::new(Inner { db, records, write_lock: Mutex::new(()) }) })
+    }
+
+    async fn blocking<T, F>(&self, work: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Inner) -> Result<T, StoreError> + Send + 'static,
+    {
+        let inner = Arc::clone(&self.inner);
+        tokio::task::spawn_blocking(move || work(&inner))
+            .await
+            .map_err(|e| StoreError::Backend(format!("fjall: blocking task failed: {e}")))?
+    }
+}
+
+impl Inner {
+    fn version_of(&self, key: &[u8]) -> Result<Version, StoreError> {
+        match self.records.get(key).map_err(|e| backend("get", e))? {
+            Some(stored) => Ok(decode(key, &stored)?.0),
+            None => Ok(0),
+        }
+    }
+
+    fn write_batch(&self, ops: &[WriteOp]) -> Result<Vec<Result<Version, StoreError>>, StoreError> {
+        // A poisoned lock only means another batch panicked before its
+        // commit; fjall applied none of that batch, so the store is intact.
+        let _guard = self.write_lock.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+
+        // The batch's own effects, newest per key, so that later ops on a key
+        // see earlier ones (fjall can't read an uncommitted batch). None =
+        // deleted. Writing one entry per key also avoids relying on how fjall
+        // orders two entries for one key that share a sequence number.
+        let mut pending: BTreeMap<&[u8], Option<(Version, &[u8])>> = BTreeMap::new();
+        let mut results = Vec::with_capacity(ops.len());
+        for op in ops {
+            let key = op.key();
+            let current = match pending.get(key) {
+                Some(state) => state.map_or(0, |(version, _)| version),
+                None => self.version_of(key)?,
+            };
+            let result = check_op(op, current);
+            match (&result, op) {
+                (Ok(version), WriteOp::Put { value, .. }) => {
+                    pending.insert(key, Some((*version, value.as_slice())));
+                }
+                (Ok(_), WriteOp::Delete { .. }) if current != 0 => {
+                    pending.insert(key, None);
+                }
+                _ => {}
+            }
+            results.push(result);
+        }
+
+        if pending.is_empty() {
+            // Nothing changed: skip the journal write and its fsync.
+            return Ok(results);
+        }
+        let mut batch = self.db.batch().durability(Some(PersistMode::SyncData));
+        for (key, state) in pending {
+            match state {
+                Some((version, value)) => batch.insert(&self.records, key, encode(version, value)),
+                None => batch.remove(&self.records, key),
+            }
+        }
+        batch.commit().map_err(|e| backend("commit", e))?;
+        Ok(results)
+    }
+}
+
+#[async_trait]
+impl Store for FjallStore {
+    async fn get(&self, key: &[u8]) -> Result<Option<Record>, StoreError> {
+        let key = key.to_vec();
+        self.blocking(move |inner| {
+            let Some(stored) = inner.records.get(&key).map_err(|e| backend("get", e))? else {
+                return Ok(None);
+            };
+            let (version, payload) = decode(&key, &stored)?;
+            Ok(Some(Record { version, value: payload.to_vec() }))
+        })
+        .await
+    }
+
+    async fn write_batch(&self, ops: Vec<WriteOp>) -> Result<Vec<Result<Version, StoreError>>, StoreError> {
+        if ops.is_empty() {
+            return Ok(Vec::new());
+        }
+        self.blocking(move |inner| inner.write_batch(&ops)).await
+    }
+
+    async fn scan_prefix(&self, prefix: &[u8]) -> Result<Vec<(Vec<u8>, Record)>, StoreError> {
+        let prefix = prefix.to_vec();
+        self.blocking(move |inner| {
+            let mut out = Vec::new();
+            for guard in inner.records.prefix(&prefix) {
+                let (key, stored) = guard.into_inner().map_err(|e| backend("prefix scan", e))?;
+                let (version, payload) = decode(&key, &stored)?;
+                out.push((key.to_vec(), Record { version, value: payload.to_vec() }));
+            }
+            Ok(out)
+        })
+        .await
+    }
+}
