@@ -6,6 +6,8 @@ fn main() {
     println!("cargo:rerun-if-changed={}", file.display());
     let fds = protox::compile([&file], [&proto_dir]).expect("proto/guildhall.proto compiles");
     prost_build::Config::new()
+        // Payloads as `Bytes`: slices of the received frame, no copies.
+        .bytes(["."])
         .compile_fds(fds)
         .expect("prost generates Rust from the descriptor set");
 }

@@ -49,10 +49,15 @@ pub struct Player {
     pub expedition_points: u64,
     #[serde(default)]
     pub ledger: Ledger,
+    /// Logins so far; the first one reports the player as created.
+    #[serde(default)]
+    pub logins: u64,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub enum PlayerMsg {
+    /// A session opened for this player.
+    Login,
     Get,
     OpenChest,
     UpgradeCard { kind: u32 },
@@ -89,6 +94,7 @@ pub struct PlayerView {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum PlayerReply {
     Profile(PlayerView),
+    LoggedIn { player: PlayerView, created: bool },
     Chest { cards: Vec<CardView>, gold: u64 },
     Upgraded { card: CardView, gold: u64 },
     Battle { won: bool, gold_earned: u64, experience_earned: u64, points: u32, leveled_up: bool, player: PlayerView },
@@ -119,6 +125,7 @@ impl Player {
             wins: 0,
             expedition_points: 0,
             ledger: Ledger { gold_minted: START_GOLD, gems_minted: START_GEMS, cards_minted: 3, ..Ledger::default() },
+            logins: 0,
         }
     }
 
@@ -283,6 +290,14 @@ impl Entity for Player {
     async fn handle(&mut self, msg: PlayerMsg, ctx: &mut Ctx) -> Self::Reply {
         let now = ctx.now_ms();
         match msg {
+            PlayerMsg::Login => {
+                self.logins += 1;
+                if self.logins == 1 {
+                    // The account exists from the first reply on.
+                    ctx.durable();
+                }
+                Ok(PlayerReply::LoggedIn { player: self.view(now), created: self.logins == 1 })
+            }
             PlayerMsg::Get => {
                 ctx.unchanged();
                 Ok(PlayerReply::Profile(self.view(now)))

@@ -23,9 +23,16 @@ pub fn encode_frame(kind: Kind) -> Bytes {
     buf.freeze()
 }
 
+/// Why bytes are not an envelope.
+#[derive(Debug, thiserror::Error)]
+pub enum EnvelopeError {
+    #[error("{0}")]
+    Decode(#[from] prost::DecodeError),
+    #[error("envelope carries no message")]
+    Empty,
+}
+
 /// Decodes one envelope; an envelope with no kind is as malformed as bad bytes.
-pub fn decode_envelope(bytes: &[u8]) -> Result<Kind, prost::DecodeError> {
-    Envelope::decode(bytes)?
-        .kind
-        .ok_or_else(|| prost::DecodeError::new("envelope carries no message"))
+pub fn decode_envelope(bytes: &[u8]) -> Result<Kind, EnvelopeError> {
+    Envelope::decode(bytes)?.kind.ok_or(EnvelopeError::Empty)
 }

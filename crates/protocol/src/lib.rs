@@ -17,5 +17,5 @@ pub mod pb {
 }
 
 pub use codec::{FrameCodec, FrameError, DEFAULT_MAX_FRAME};
-pub use envelope::{decode_envelope, encode_envelope, encode_frame};
+pub use envelope::{decode_envelope, encode_envelope, encode_frame, EnvelopeError};
 pub use pb::Status;

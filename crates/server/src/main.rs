@@ -1,1 +1,147 @@
-fn main() {}
+//! `guildhall`: the server binary.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+use guildhall_server::{telemetry, Config, Listeners, Server, ServerOptions};
+
+#[derive(Parser)]
+#[command(name = "guildhall", version, about = "Guildhall: a backend for persistent-world mobile games")]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run a server (the default command).
+    Serve(ServeArgs),
+}
+
+/// Flags override environment variables, which override the config file.
+#[derive(Args, Default)]
+struct ServeArgs {
+    /// TOML config file (keys as in README.md, "Configuration").
+    #[arg(long, env = "GUILDHALL_CONFIG")]
+    config: Option<PathBuf>,
+    /// Directory of the embedded store.
+    #[arg(long, env = "GUILDHALL_DATA_DIR")]
+    data_dir: Option<PathBuf>,
+    /// Storage backend: redb (default) or memory.
+    #[arg(long, env = "GUILDHALL_STORE")]
+    store: Option<String>,
+    /// TCP client listener address.
+    #[arg(long, env = "GUILDHALL_LISTEN")]
+    listen: Option<String>,
+    /// WebSocket client listener address ("" disables it).
+    #[arg(long, env = "GUILDHALL_WS_LISTEN")]
+    ws_listen: Option<String>,
+    /// Admin HTTP listener address ("" disables it).
+    #[arg(long, env = "GUILDHALL_ADMIN_LISTEN")]
+    admin_listen: Option<String>,
+    /// Maximum concurrent client connections.
+    #[arg(long, env = "GUILDHALL_MAX_CONNECTIONS")]
+    max_connections: Option<usize>,
+    /// Maximum frame size in bytes.
+    #[arg(long, env = "GUILDHALL_MAX_FRAME")]
+    max_frame: Option<usize>,
+    /// Seconds a session outlives its dropped connection.
+    #[arg(long, env = "GUILDHALL_RESUME_WINDOW_SECS")]
+    resume_window_secs: Option<u64>,
+    /// Longest time dirty state stays unwritten, in milliseconds.
+    #[arg(long, env = "GUILDHALL_FLUSH_INTERVAL_MS")]
+    flush_interval_ms: Option<u64>,
+    /// Requests per second allowed per connection.
+    #[arg(long, env = "GUILDHALL_RATE_LIMIT_PER_SEC")]
+    rate_limit_per_sec: Option<u32>,
+    /// Log format: json or text.
+    #[arg(long, env = "GUILDHALL_LOG_FORMAT")]
+    log_format: Option<String>,
+    /// Log filter (e.g. info, debug, guildhall_server=debug).
+    #[arg(long, env = "GUILDHALL_LOG")]
+    log_level: Option<String>,
+}
+
+impl ServeArgs {
+    fn into_config(self) -> Result<Config, String> {
+        let mut c = match &self.config {
+            Some(path) => Config::from_file(path)?,
+            None => Config::default(),
+        };
+        // The secret is read from the environment only: a flag would show in `ps`.
+        if let Ok(secret) = std::env::var("GUILDHALL_SECRET") {
+            c.secret = Some(secret);
+        }
+        macro_rules! set {
+            ($($f:ident),*) => { $( if let Some(v) = self.$f { c.$f = v; } )* };
+        }
+        set!(
+            data_dir,
+            store,
+            listen,
+            ws_listen,
+            admin_listen,
+            max_connections,
+            max_frame,
+            resume_window_secs,
+            flush_interval_ms,
+            rate_limit_per_sec,
+            log_format,
+            log_level
+        );
+        Ok(c)
+    }
+}
+
+fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    let args = match cli.command {
+        Some(Command::Serve(args)) => args,
+        None => ServeArgs::default(),
+    };
+    let config = match args.into_config() {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("guildhall: {e}");
+            return std::process::ExitCode::from(2);
+        }
+    };
+    let _log_guard = telemetry::init(&config.log_format, &config.log_level);
+    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("tokio runtime");
+    match rt.block_on(serve(config)) {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!(error = %e, "guildhall failed");
+            eprintln!("guildhall: {e}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+async fn serve(config: Config) -> Result<(), Box<dyn std::error::Error>> {
+    let listeners = Listeners::bind(&config).await?;
+    let server = Server::start(config, listeners, ServerOptions::default()).await?;
+    // One plain line for scripts and tests to find the bound addresses.
+    println!(
+        "guildhall listening tcp={} ws={} admin={}",
+        server.tcp_addr(),
+        server.ws_addr().map(|a| a.to_string()).unwrap_or_default(),
+        server.admin_addr().map(|a| a.to_string()).unwrap_or_default()
+    );
+    wait_for_stop_signal().await;
+    server.shutdown().await;
+    Ok(())
+}
+
+async fn wait_for_stop_signal() {
+    #[cfg(unix)]
+    {
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).expect("SIGTERM handler");
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = tokio::signal::ctrl_c().await;
+}

@@ -1,0 +1,131 @@
+//! Server configuration: defaults, then a TOML file, then environment
+//! variables, then command-line flags (each overrides the one before).
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use serde::Deserialize;
+
+/// Every setting of the server. Field names are the keys of the TOML file.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    /// Directory of the embedded store.
+    pub data_dir: PathBuf,
+    /// Storage backend: "redb" (embedded, durable; the default) or "memory"
+    /// (lost at exit; for experiments).
+    pub store: String,
+    /// TCP listener for clients (length-prefixed protobuf frames).
+    pub listen: String,
+    /// WebSocket listener for clients (binary messages); empty to disable.
+    pub ws_listen: String,
+    /// Admin HTTP listener (health, metrics, introspection); empty to disable.
+    /// Unauthenticated: keep it on a private address.
+    pub admin_listen: String,
+    /// Largest frame accepted or sent, in bytes.
+    pub max_frame: usize,
+    /// Connections held at once (TCP + WebSocket); more are told SERVER_FULL.
+    pub max_connections: usize,
+    /// Sustained requests per second allowed per connection.
+    pub rate_limit_per_sec: u32,
+    /// Requests a connection may send in a burst above the sustained rate.
+    pub rate_limit_burst: u32,
+    /// A connection silent for this long gets a ping.
+    pub heartbeat_secs: u64,
+    /// A connection silent for this long is closed.
+    pub idle_timeout_secs: u64,
+    /// How long a session outlives its dropped connection.
+    pub resume_window_secs: u64,
+    /// Lifetime of a session token.
+    pub token_ttl_secs: u64,
+    /// HMAC secret for session tokens. Unset: a random one per start (tokens
+    /// then do not survive a restart) and a warning.
+    pub secret: Option<String>,
+    /// Unacknowledged server messages a session keeps for replay.
+    pub replay_buffer: usize,
+    /// Results of recent requests a session remembers for retransmissions.
+    pub remembered_results: usize,
+    /// Longest time dirty entity state stays unwritten (write-behind).
+    pub flush_interval_ms: u64,
+    /// Entities idle this long are passivated.
+    pub entity_idle_secs: u64,
+    /// How long a request waits for an entity.
+    pub call_timeout_ms: u64,
+    /// Log format: "json" or "text".
+    pub log_format: String,
+    /// Log filter, e.g. "info" or "guildhall_server=debug,info".
+    pub log_level: String,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            data_dir: PathBuf::from("guildhall-data"),
+            store: "redb".into(),
+            listen: "127.0.0.1:7350".into(),
+            ws_listen: "127.0.0.1:7351".into(),
+            admin_listen: "127.0.0.1:7352".into(),
+            max_frame: guildhall_protocol::DEFAULT_MAX_FRAME,
+            max_connections: 19_500,
+            rate_limit_per_sec: 20,
+            rate_limit_burst: 60,
+            heartbeat_secs: 15,
+            idle_timeout_secs: 45,
+            resume_window_secs: 60,
+            token_ttl_secs: 24 * 3600,
+            secret: None,
+            replay_buffer: 256,
+            remembered_results: 32,
+            flush_interval_ms: 2_000,
+            entity_idle_secs: 300,
+            call_timeout_ms: 5_000,
+            log_format: "json".into(),
+            log_level: "info".into(),
+        }
+    }
+}
+
+impl Config {
+    /// Reads a TOML file over the defaults.
+    pub fn from_file(path: &std::path::Path) -> Result<Self, String> {
+        let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
+        toml::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))
+    }
+
+    pub fn resume_window(&self) -> Duration {
+        Duration::from_secs(self.resume_window_secs)
+    }
+
+    /// A configuration for tests: ephemeral ports, in-memory store, no
+    /// secrets needed.
+    pub fn for_tests() -> Self {
+        Self {
+            store: "memory".into(),
+            listen: "127.0.0.1:0".into(),
+            ws_listen: "127.0.0.1:0".into(),
+            admin_listen: "127.0.0.1:0".into(),
+            secret: Some("test-secret".into()),
+            ..Self::default()
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn file_values_override_defaults_and_unknown_keys_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("g.toml");
+        std::fs::write(&path, "listen = \"0.0.0.0:9000\"\nresume_window_secs = 5\n").unwrap();
+        let c = Config::from_file(&path).unwrap();
+        assert_eq!(c.listen, "0.0.0.0:9000");
+        assert_eq!(c.resume_window_secs, 5);
+        assert_eq!(c.max_frame, 64 * 1024, "unset keys keep their defaults");
+
+        std::fs::write(&path, "lisen = \"typo\"\n").unwrap();
+        let err = Config::from_file(&path).unwrap_err();
+        assert!(err.contains("lisen"), "{err}");
+    }
+}

@@ -1,0 +1,358 @@
+//! One task per client connection.
+//!
+//! The task reads frames, answers requests through the session, writes what
+//! the session queued, pings a silent peer and closes an idle one. Requests
+//! of one connection run one after another, in order; the entity calls they
+//! make are where the concurrency between players lives.
+//!
+//! Bad input never reaches further than this connection: a frame over the
+//! maximum, bytes that are not an envelope, or a broken stream close *this*
+//! connection with a reason; a well-framed request that is wrong in any other
+//! way gets an error response and the connection stays.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use guildhall_protocol::pb::{self, envelope::Kind};
+use guildhall_protocol::{decode_envelope, encode_envelope, method, Status};
+use prost::Message;
+use tokio::sync::OwnedSemaphorePermit;
+use tokio::time::Instant;
+
+use crate::auth::{player_id_for_device, random_session_id, TokenError};
+use crate::dispatch;
+use crate::session::{Answer, AttachError, Begin, Pending, Session};
+use crate::shared::Shared;
+use crate::transport::{RecvError, Transport};
+use crate::ratelimit::TokenBucket;
+
+/// How a connection ends.
+enum Exit {
+    /// Tell the client why, then close.
+    Close(Status, String),
+    /// The peer went away (or another connection took its session over).
+    Quiet,
+}
+
+struct Conn {
+    shared: Arc<Shared>,
+    id: u64,
+    session: Option<Arc<Session>>,
+    bucket: TokenBucket,
+    /// Envelopes to write that belong to no session (before login, pongs).
+    direct: Vec<Bytes>,
+}
+
+/// Serves one connection until it closes. `_permit` holds a place under the
+/// connection cap for as long as the connection lives.
+pub async fn serve<T: Transport>(shared: Arc<Shared>, mut transport: T, _permit: OwnedSemaphorePermit) {
+    let now = shared.now_ms();
+    let mut conn = Conn {
+        id: shared.next_conn_id(),
+        bucket: TokenBucket::new(shared.config.rate_limit_per_sec, shared.config.rate_limit_burst, now),
+        shared,
+        session: None,
+        direct: Vec::new(),
+    };
+    metrics::gauge!("guildhall_connections").increment(1.0);
+    let exit = conn.run(&mut transport).await;
+    if let Exit::Close(status, reason) = exit {
+        tracing::debug!(conn = conn.id, ?status, %reason, "closing connection");
+        metrics::counter!("guildhall_connections_closed_total", "reason" => status.as_str_name()).increment(1);
+        conn.direct.push(encode_envelope(Kind::Close(pb::Close { status: status as i32, reason })));
+        let _ = tokio::time::timeout(Duration::from_secs(1), transport.send(&conn.direct)).await;
+    }
+    transport.close().await;
+    if let Some(session) = conn.session.take() {
+        session.detach(conn.id, conn.shared.now_ms());
+    }
+    metrics::gauge!("guildhall_connections").decrement(1.0);
+}
+
+impl Conn {
+    async fn run<T: Transport>(&mut self, t: &mut T) -> Exit {
+        let heartbeat = Duration::from_secs(self.shared.config.heartbeat_secs.max(1));
+        let idle_timeout = Duration::from_secs(self.shared.config.idle_timeout_secs.max(1));
+        let mut shutdown = self.shared.shutdown.clone();
+        if *shutdown.borrow_and_update() {
+            return Exit::Close(Status::ShuttingDown, "server is shutting down".into());
+        }
+        let mut last_heard = Instant::now();
+        let mut pinged = false;
+        let timer = tokio::time::sleep(heartbeat);
+        tokio::pin!(timer);
+
+        loop {
+            if let Err(exit) = self.write_pending(t).await {
+                return exit;
+            }
+            let session = self.session.clone();
+            let session_wake = async move {
+                match session {
+                    Some(s) => s.notified().await,
+                    None => std::future::pending().await,
+                }
+            };
+            tokio::select! {
+                biased;
+                _ = shutdown.changed() => {
+                    return Exit::Close(Status::ShuttingDown, "server is shutting down".into());
+                }
+                frame = t.recv() => match frame {
+                    Ok(Some(frame)) => {
+                        last_heard = Instant::now();
+                        pinged = false;
+                        timer.as_mut().reset(last_heard + heartbeat);
+                        // Boxed: the idle connection future stays small.
+                        if let Err(exit) = Box::pin(self.on_frame(frame)).await {
+                            // Write what was answered before closing.
+                            let _ = self.write_pending(t).await;
+                            return exit;
+                        }
+                    }
+                    Ok(None) => return Exit::Quiet,
+                    Err(RecvError::TooLarge { len, max }) => {
+                        return Exit::Close(
+                            Status::FrameTooLarge,
+                            format!("frame of {len} bytes exceeds the maximum of {max} bytes"),
+                        );
+                    }
+                    Err(RecvError::Protocol(reason)) => return Exit::Close(Status::MalformedFrame, reason),
+                    Err(RecvError::Io(e)) => {
+                        tracing::debug!(conn = self.id, error = %e, "connection broke");
+                        return Exit::Quiet;
+                    }
+                },
+                _ = session_wake => {}
+                _ = &mut timer => {
+                    if last_heard.elapsed() >= idle_timeout {
+                        return Exit::Close(Status::IdleTimeout, format!("nothing received for {idle_timeout:?}"));
+                    }
+                    if !pinged {
+                        self.direct.push(encode_envelope(Kind::Ping(pb::Ping { nonce: self.shared.now_ms() })));
+                        pinged = true;
+                    }
+                    timer.as_mut().reset(last_heard + idle_timeout);
+                }
+            }
+        }
+    }
+
+    /// Writes direct envelopes and whatever the session queued for us.
+    async fn write_pending<T: Transport>(&mut self, t: &mut T) -> Result<(), Exit> {
+        if !self.direct.is_empty() {
+            let direct = std::mem::take(&mut self.direct);
+            t.send(&direct).await.map_err(|_| Exit::Quiet)?;
+        }
+        if let Some(session) = &self.session {
+            match session.pending(self.id) {
+                Pending::Frames(frames) if frames.is_empty() => {}
+                Pending::Frames(frames) => t.send(&frames).await.map_err(|_| Exit::Quiet)?,
+                Pending::Replaced => {
+                    self.session = None;
+                    return Err(Exit::Quiet);
+                }
+                Pending::Ended(status, reason) => {
+                    self.session = None;
+                    return Err(Exit::Close(status, reason));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    async fn on_frame(&mut self, frame: Bytes) -> Result<(), Exit> {
+        let kind = decode_envelope(&frame)
+            .map_err(|e| Exit::Close(Status::MalformedFrame, format!("frame is not a valid envelope: {e}")))?;
+        match kind {
+            Kind::Request(req) => {
+                self.on_request(req).await;
+                Ok(())
+            }
+            Kind::Ack(ack) => {
+                if let Some(s) = &self.session {
+                    s.ack(ack.seq);
+                }
+                Ok(())
+            }
+            Kind::Ping(ping) => {
+                self.direct.push(encode_envelope(Kind::Pong(pb::Pong { nonce: ping.nonce })));
+                Ok(())
+            }
+            Kind::Pong(_) => Ok(()),
+            Kind::Close(_) => Err(Exit::Quiet),
+            Kind::Response(_) | Kind::Push(_) => Err(Exit::Close(
+                Status::MalformedFrame,
+                "clients send requests, acks, pings, pongs and closes only".into(),
+            )),
+        }
+    }
+
+    /// Answers a request: through the session (sequenced) when there is one,
+    /// directly (seq 0) before login.
+    fn reply(&mut self, id: u64, answer: Answer) {
+        if answer.status != Status::Ok {
+            metrics::counter!("guildhall_request_errors_total", "status" => answer.status.as_str_name()).increment(1);
+        }
+        match &self.session {
+            Some(s) => {
+                s.emit_response(id, &answer);
+            }
+            None => self.direct.push(encode_envelope(answer.envelope(id, 0))),
+        }
+    }
+
+    async fn on_request(&mut self, req: pb::Request) {
+        let now = self.shared.now_ms();
+        if !self.bucket.try_take(now) {
+            let limit = self.shared.config.rate_limit_per_sec;
+            return self.reply(req.id, Answer::err(Status::RateLimited, format!("over {limit} requests per second")));
+        }
+        let started = Instant::now();
+        let metric = dispatch::metric_name(&req.method);
+        match req.method.as_str() {
+            method::LOGIN => self.login(req).await,
+            method::RESUME => self.resume(req),
+            method::LOGOUT => self.logout(req),
+            m if !dispatch::is_game_method(m) => {
+                let msg = format!("unknown method {:?}", req.method);
+                self.reply(req.id, Answer::err(Status::UnknownMethod, msg));
+            }
+            _ => {
+                let Some(session) = self.session.clone() else {
+                    return self.reply(req.id, Answer::err(Status::Unauthenticated, "log in first (auth.login)"));
+                };
+                match session.begin_request(req.id) {
+                    Begin::Execute => {
+                        let answer = dispatch::dispatch(&self.shared.runtime, &session.player_id, &req.method, &req.payload).await;
+                        if answer.status != Status::Ok {
+                            metrics::counter!("guildhall_request_errors_total", "status" => answer.status.as_str_name())
+                                .increment(1);
+                        }
+                        session.finish_request(req.id, answer);
+                    }
+                    Begin::Replay(answer) => {
+                        metrics::counter!("guildhall_requests_replayed_total").increment(1);
+                        session.emit_response(req.id, &answer);
+                    }
+                    Begin::InProgress => {}
+                    Begin::TooOld => self.reply(
+                        req.id,
+                        Answer::err(Status::DuplicateRequest, "request id is older than the remembered window"),
+                    ),
+                }
+            }
+        }
+        metrics::histogram!("guildhall_request_seconds", "method" => metric)
+            .record(started.elapsed().as_secs_f64());
+    }
+
+    async fn login(&mut self, req: pb::Request) {
+        if self.session.is_some() {
+            return self.reply(req.id, Answer::err(Status::AlreadyLoggedIn, "this connection has a session"));
+        }
+        let login = match pb::LoginRequest::decode(req.payload) {
+            Ok(l) => l,
+            Err(e) => return self.reply(req.id, Answer::err(Status::BadRequest, format!("LoginRequest: {e}"))),
+        };
+        let player_id = match login.credential {
+            Some(pb::login_request::Credential::DeviceId(d)) if !d.is_empty() && d.len() <= 256 => {
+                player_id_for_device(&d)
+            }
+            Some(pb::login_request::Credential::DeviceId(_)) => {
+                return self.reply(req.id, Answer::err(Status::BadRequest, "device_id must be 1 to 256 bytes"))
+            }
+            Some(pb::login_request::Credential::Token(t)) => match self.shared.signer.verify(&t) {
+                Ok(claims) => claims.player_id,
+                Err(e) => return self.reply(req.id, token_error(e)),
+            },
+            None => return self.reply(req.id, Answer::err(Status::BadRequest, "a device_id or token is required")),
+        };
+        let (player, created) = match dispatch::login_player(&self.shared.runtime, &player_id).await {
+            Ok(x) => x,
+            Err(answer) => return self.reply(req.id, answer),
+        };
+        let session_id = random_session_id();
+        let topics = [guildhall_game::player_topic(&player_id)];
+        let session = self.shared.sessions.open(
+            session_id,
+            &player_id,
+            &topics,
+            self.shared.runtime.pubsub(),
+            dispatch::event_to_push,
+        );
+        session.attach(self.id, 0).expect("a new session accepts its first connection");
+        let (token, expires) = self.shared.signer.issue(&player_id, session_id);
+        let resp = pb::LoginResponse {
+            player_id,
+            token,
+            token_expires_at_ms: expires,
+            resume_window_ms: self.shared.config.resume_window_secs * 1000,
+            created,
+            player: Some(player),
+        };
+        session.emit_response(req.id, &Answer::ok(resp.encode_to_vec().into()));
+        self.session = Some(session);
+        metrics::counter!("guildhall_logins_total").increment(1);
+    }
+
+    fn resume(&mut self, req: pb::Request) {
+        if self.session.is_some() {
+            return self.reply(req.id, Answer::err(Status::AlreadyLoggedIn, "this connection has a session"));
+        }
+        let resume = match pb::ResumeRequest::decode(req.payload) {
+            Ok(r) => r,
+            Err(e) => return self.reply(req.id, Answer::err(Status::BadRequest, format!("ResumeRequest: {e}"))),
+        };
+        let claims = match self.shared.signer.verify(&resume.token) {
+            Ok(c) => c,
+            Err(e) => return self.reply(req.id, token_error(e)),
+        };
+        let expired = || Answer::err(Status::SessionExpired, "session ended; log in again");
+        let Some(session) = self.shared.sessions.get(claims.session_id) else {
+            return self.reply(req.id, expired());
+        };
+        if *session.player_id != claims.player_id {
+            return self.reply(req.id, Answer::err(Status::TokenInvalid, "token does not match the session"));
+        }
+        let window_ms = self.shared.config.resume_window_secs * 1000;
+        if crate::session::Sessions::is_expired(&session, self.shared.now_ms(), window_ms) {
+            self.shared.sessions.end(session.id, Status::SessionExpired, "resume window passed", self.shared.runtime.pubsub());
+            return self.reply(req.id, expired());
+        }
+        match session.attach(self.id, resume.last_seq) {
+            Ok(replayed_to) => {
+                let resp = pb::ResumeResponse { player_id: claims.player_id, replayed_to };
+                session.emit_response(req.id, &Answer::ok(resp.encode_to_vec().into()));
+                self.session = Some(session);
+                metrics::counter!("guildhall_resumes_total").increment(1);
+            }
+            Err(AttachError::Ended(_, reason)) => {
+                self.reply(req.id, Answer::err(Status::SessionExpired, format!("session ended ({reason}); log in again")))
+            }
+            Err(AttachError::ReplayGap { last_seq, oldest }) => self.reply(
+                req.id,
+                Answer::err(
+                    Status::ReplayGap,
+                    format!("messages after {last_seq} are no longer buffered (oldest is {oldest}); log in again"),
+                ),
+            ),
+        }
+    }
+
+    fn logout(&mut self, req: pb::Request) {
+        let Some(session) = self.session.take() else {
+            return self.reply(req.id, Answer::err(Status::Unauthenticated, "not logged in"));
+        };
+        self.shared.sessions.end(session.id, Status::Ok, "logged out", self.shared.runtime.pubsub());
+        self.reply(req.id, Answer::ok(pb::LogoutResponse {}.encode_to_vec().into()));
+    }
+}
+
+fn token_error(e: TokenError) -> Answer {
+    match e {
+        TokenError::Invalid => Answer::err(Status::TokenInvalid, e.to_string()),
+        TokenError::Expired => Answer::err(Status::TokenExpired, "token expired; log in again"),
+    }
+}

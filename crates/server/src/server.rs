@@ -1,0 +1,317 @@
+//! Starting, running and stopping a server.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use guildhall_entity::{Clock, Runtime, RuntimeConfig, SystemClock};
+use guildhall_protocol::pb::{self, envelope::Kind};
+use guildhall_protocol::{encode_envelope, Status};
+use guildhall_store::{MemoryStore, RedbStore, Store};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{watch, Semaphore};
+use tokio::task::JoinHandle;
+
+use crate::auth::TokenSigner;
+use crate::session::{SessionLimits, Sessions};
+use crate::shared::Shared;
+use crate::transport::{TcpTransport, Transport, WsTransport};
+use crate::{admin, conn, Config};
+
+/// The bound sockets a server serves.
+pub struct Listeners {
+    pub tcp: TcpListener,
+    pub ws: Option<TcpListener>,
+    pub admin: Option<TcpListener>,
+}
+
+impl Listeners {
+    /// Binds the addresses of `config` (an empty address disables that
+    /// listener; port 0 picks a free port).
+    pub async fn bind(config: &Config) -> std::io::Result<Self> {
+        let opt = |a: &str| (!a.is_empty()).then(|| a.to_string());
+        Ok(Self {
+            tcp: TcpListener::bind(&config.listen).await?,
+            ws: match opt(&config.ws_listen) {
+                Some(a) => Some(TcpListener::bind(a).await?),
+                None => None,
+            },
+            admin: match opt(&config.admin_listen) {
+                Some(a) => Some(TcpListener::bind(a).await?),
+                None => None,
+            },
+        })
+    }
+}
+
+/// What tests (and embedders) may inject.
+pub struct ServerOptions {
+    pub clock: Arc<dyn Clock>,
+    /// A store to use instead of the one `config.store` names.
+    pub store: Option<Arc<dyn Store>>,
+    /// Run housekeeping (flush, passivation, session expiry) every second.
+    /// Tests turn it off and call [`Server::maintain`] after moving the clock.
+    pub background_maintenance: bool,
+}
+
+impl Default for ServerOptions {
+    fn default() -> Self {
+        Self { clock: Arc::new(SystemClock), store: None, background_maintenance: true }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("store: {0}")]
+    Store(String),
+    #[error("config: {0}")]
+    Config(String),
+    #[error("i/o: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// A running server.
+pub struct Server {
+    shared: Arc<Shared>,
+    shutdown_tx: watch::Sender<bool>,
+    tasks: Vec<JoinHandle<()>>,
+    conn_cap: Arc<Semaphore>,
+    tcp_addr: SocketAddr,
+    ws_addr: Option<SocketAddr>,
+    admin_addr: Option<SocketAddr>,
+}
+
+fn open_store(config: &Config) -> Result<Arc<dyn Store>, StartError> {
+    match config.store.as_str() {
+        "redb" => {
+            let path = config.data_dir.join("guildhall.redb");
+            Ok(Arc::new(RedbStore::open(&path).map_err(|e| StartError::Store(e.to_string()))?))
+        }
+        "memory" => Ok(Arc::new(MemoryStore::new())),
+        other => Err(StartError::Config(format!("unknown store {other:?} (expected \"redb\" or \"memory\")"))),
+    }
+}
+
+impl Server {
+    pub async fn start(config: Config, listeners: Listeners, options: ServerOptions) -> Result<Self, StartError> {
+        // Install the metrics recorder before anything records.
+        admin::prometheus();
+        if config.max_connections == 0 || config.max_frame < 64 {
+            return Err(StartError::Config("max_connections must be > 0 and max_frame >= 64".into()));
+        }
+        let store = match options.store {
+            Some(s) => s,
+            None => open_store(&config)?,
+        };
+        let clock = options.clock;
+        let runtime_config = RuntimeConfig {
+            call_timeout: Duration::from_millis(config.call_timeout_ms),
+            idle_timeout: Duration::from_secs(config.entity_idle_secs),
+            flush_interval: Duration::from_millis(config.flush_interval_ms),
+            ..RuntimeConfig::default()
+        };
+        let runtime = guildhall_game::register(Runtime::builder(store, clock.clone()).config(runtime_config)).build();
+        let secret = match &config.secret {
+            Some(s) if !s.is_empty() => s.clone(),
+            _ => {
+                tracing::warn!(
+                    "no secret configured (GUILDHALL_SECRET): using a random one; tokens will not survive a restart"
+                );
+                TokenSigner::random_secret()
+            }
+        };
+        let signer = TokenSigner::new(secret.as_bytes(), config.token_ttl_secs * 1000, clock.clone());
+        let sessions = Sessions::new(SessionLimits {
+            replay_buffer: config.replay_buffer.max(1),
+            remembered_results: config.remembered_results.max(1),
+        });
+        let (shutdown_tx, shutdown_rx) = watch::channel(false);
+        let conn_cap = Arc::new(Semaphore::new(config.max_connections));
+        let shared = Arc::new(Shared::new(config, runtime, sessions, signer, clock, shutdown_rx));
+
+        let tcp_addr = listeners.tcp.local_addr()?;
+        let mut tasks = vec![tokio::spawn(accept_tcp(shared.clone(), listeners.tcp, conn_cap.clone()))];
+        let ws_addr = match listeners.ws {
+            Some(l) => {
+                let addr = l.local_addr()?;
+                tasks.push(tokio::spawn(accept_ws(shared.clone(), l, conn_cap.clone())));
+                Some(addr)
+            }
+            None => None,
+        };
+        let admin_addr = match listeners.admin {
+            Some(l) => {
+                let addr = l.local_addr()?;
+                let mut stop = shared.shutdown.clone();
+                let app = admin::router(shared.clone());
+                tasks.push(tokio::spawn(async move {
+                    let stop = async move { stopped(&mut stop).await };
+                    if let Err(e) = axum::serve(l, app).with_graceful_shutdown(stop).await {
+                        tracing::error!(error = %e, "admin listener failed");
+                    }
+                }));
+                Some(addr)
+            }
+            None => None,
+        };
+        if options.background_maintenance {
+            let shared = shared.clone();
+            tasks.push(tokio::spawn(async move {
+                let mut tick = tokio::time::interval(Duration::from_secs(1));
+                tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+                let mut stop = shared.shutdown.clone();
+                loop {
+                    tokio::select! {
+                        _ = tick.tick() => maintain(&shared).await,
+                        _ = stopped(&mut stop) => break,
+                    }
+                }
+            }));
+        }
+        tracing::info!(%tcp_addr, ?ws_addr, ?admin_addr, "guildhall started");
+        Ok(Self { shared, shutdown_tx, tasks, conn_cap, tcp_addr, ws_addr, admin_addr })
+    }
+
+    pub fn tcp_addr(&self) -> SocketAddr {
+        self.tcp_addr
+    }
+
+    pub fn ws_addr(&self) -> Option<SocketAddr> {
+        self.ws_addr
+    }
+
+    pub fn admin_addr(&self) -> Option<SocketAddr> {
+        self.admin_addr
+    }
+
+    pub fn runtime(&self) -> &Runtime {
+        &self.shared.runtime
+    }
+
+    pub fn session_count(&self) -> usize {
+        self.shared.sessions.count()
+    }
+
+    /// Open client connections.
+    pub fn connection_count(&self) -> usize {
+        self.shared.config.max_connections - self.conn_cap.available_permits()
+    }
+
+    /// Housekeeping by the injected clock: expires sessions past their resume
+    /// window, passivates idle entities, writes dirty ones when due.
+    pub async fn maintain(&self) {
+        maintain(&self.shared).await
+    }
+
+    /// Graceful stop: refuses new connections, tells every client, ends the
+    /// sessions, and writes every dirty entity before returning.
+    pub async fn shutdown(self) {
+        tracing::info!("graceful stop: closing connections and flushing state");
+        let _ = self.shutdown_tx.send(true);
+        // Connections close within a second or so; wait for them (bounded).
+        let all = self.shared.config.max_connections as u32;
+        let _ = tokio::time::timeout(Duration::from_secs(10), self.conn_cap.acquire_many(all)).await;
+        for task in self.tasks {
+            task.abort();
+        }
+        self.shared.sessions.end_all(Status::ShuttingDown, "server is shutting down", self.shared.runtime.pubsub());
+        self.shared.runtime.shutdown().await;
+        tracing::info!("graceful stop complete: all state written");
+    }
+}
+
+/// Resolves once the server begins its graceful stop.
+async fn stopped(rx: &mut watch::Receiver<bool>) {
+    let _ = rx.wait_for(|s| *s).await;
+}
+
+async fn maintain(shared: &Shared) {
+    let now = shared.now_ms();
+    shared.sessions.expire(now, shared.config.resume_window_secs * 1000, shared.runtime.pubsub());
+    shared.runtime.maintain().await;
+    metrics::gauge!("guildhall_sessions").set(shared.sessions.count() as f64);
+    admin::prometheus().run_upkeep();
+}
+
+/// Accept failures such as EMFILE (out of file descriptors) must not spin:
+/// back off briefly so that closing connections can free descriptors.
+async fn accept_failed(e: std::io::Error) {
+    tracing::error!(error = %e, "accept failed");
+    metrics::counter!("guildhall_accept_errors_total").increment(1);
+    tokio::time::sleep(Duration::from_millis(50)).await;
+}
+
+async fn accept_tcp(shared: Arc<Shared>, listener: TcpListener, cap: Arc<Semaphore>) {
+    let mut stop = shared.shutdown.clone();
+    loop {
+        let stream = tokio::select! {
+            _ = stopped(&mut stop) => return,
+            r = listener.accept() => match r {
+                Ok((stream, _)) => stream,
+                Err(e) => { accept_failed(e).await; continue; }
+            },
+        };
+        let _ = stream.set_nodelay(true);
+        let max_frame = shared.config.max_frame;
+        match cap.clone().try_acquire_owned() {
+            Ok(permit) => {
+                tokio::spawn(conn::serve(shared.clone(), TcpTransport::new(stream, max_frame), permit));
+            }
+            Err(_) => {
+                tokio::spawn(refuse(TcpTransport::new(stream, max_frame)));
+            }
+        }
+    }
+}
+
+async fn accept_ws(shared: Arc<Shared>, listener: TcpListener, cap: Arc<Semaphore>) {
+    let mut stop = shared.shutdown.clone();
+    loop {
+        let stream = tokio::select! {
+            _ = stopped(&mut stop) => return,
+            r = listener.accept() => match r {
+                Ok((stream, _)) => stream,
+                Err(e) => { accept_failed(e).await; continue; }
+            },
+        };
+        let _ = stream.set_nodelay(true);
+        let shared = shared.clone();
+        let permit = cap.clone().try_acquire_owned();
+        tokio::spawn(async move {
+            let Some(ws) = ws_handshake(stream, shared.config.max_frame).await else { return };
+            match permit {
+                Ok(permit) => conn::serve(shared, WsTransport::new(ws), permit).await,
+                Err(_) => refuse(WsTransport::new(ws)).await,
+            }
+        });
+    }
+}
+
+async fn ws_handshake(
+    stream: TcpStream,
+    max_frame: usize,
+) -> Option<tokio_tungstenite::WebSocketStream<TcpStream>> {
+    use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
+    let config = WebSocketConfig::default().max_message_size(Some(max_frame)).max_frame_size(Some(max_frame));
+    match tokio::time::timeout(Duration::from_secs(10), tokio_tungstenite::accept_async_with_config(stream, Some(config)))
+        .await
+    {
+        Ok(Ok(ws)) => Some(ws),
+        Ok(Err(e)) => {
+            tracing::debug!(error = %e, "websocket handshake failed");
+            None
+        }
+        Err(_) => None,
+    }
+}
+
+/// Over the connection cap: say so and close.
+async fn refuse<T: Transport>(mut t: T) {
+    metrics::counter!("guildhall_connections_refused_total").increment(1);
+    let close = encode_envelope(Kind::Close(pb::Close {
+        status: Status::ServerFull as i32,
+        reason: "server is at its connection limit; try again later".into(),
+    }));
+    let _ = tokio::time::timeout(Duration::from_secs(1), t.send(&[close])).await;
+    t.close().await;
+}

@@ -1,0 +1,556 @@
+//! Sessions: what survives a dropped connection.
+//!
+//! A session belongs to one logged-in player. Every message the server sends
+//! it (responses and pushes) gets the next sequence number and stays in the
+//! replay buffer until the client acknowledges it, so that a client that
+//! reconnects within the resume window gets what it missed. The session also
+//! remembers the results of recent requests by client id: a request re-sent
+//! after a reconnect is answered with its first result and never runs twice.
+//!
+//! A connection *attaches* to a session (login or resume) and writes whatever
+//! the session has queued past what it already wrote. Only one connection is
+//! attached at a time; a newer one replaces it.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::{Arc, Mutex};
+
+use bytes::Bytes;
+use guildhall_entity::{Event, PubSub, Subscriber, SubscriptionId};
+use guildhall_protocol::pb::{self, envelope::Kind};
+use guildhall_protocol::{encode_envelope, Status};
+use tokio::sync::Notify;
+
+/// A final answer to a request, as remembered for retransmissions.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Answer {
+    pub status: Status,
+    pub message: String,
+    pub payload: Bytes,
+}
+
+impl Answer {
+    pub fn ok(payload: Bytes) -> Self {
+        Self { status: Status::Ok, message: String::new(), payload }
+    }
+
+    pub fn err(status: Status, message: impl Into<String>) -> Self {
+        Self { status, message: message.into(), payload: Bytes::new() }
+    }
+
+    /// The response envelope for request `id` with sequence number `seq`.
+    pub fn envelope(&self, id: u64, seq: u64) -> Kind {
+        Kind::Response(pb::Response {
+            id,
+            seq,
+            status: self.status as i32,
+            message: self.message.clone(),
+            payload: self.payload.clone(),
+        })
+    }
+}
+
+/// Bounds of one session's memory.
+#[derive(Debug, Clone, Copy)]
+pub struct SessionLimits {
+    /// Unacknowledged messages kept for replay.
+    pub replay_buffer: usize,
+    /// Request results remembered for retransmissions.
+    pub remembered_results: usize,
+}
+
+/// What a connection should do about a request id.
+#[derive(Debug, PartialEq)]
+pub enum Begin {
+    /// New: run it, then call [`Session::finish_request`].
+    Execute,
+    /// Seen and finished: send this first result again.
+    Replay(Arc<Answer>),
+    /// Seen and still running (on a connection that dropped): its answer
+    /// will be sent when it finishes.
+    InProgress,
+    /// Older than the remembered window: cannot tell whether it ran.
+    TooOld,
+}
+
+/// What an attached connection should write next.
+#[derive(Debug)]
+pub enum Pending {
+    /// Encoded envelopes, in sequence order (possibly none).
+    Frames(Vec<Bytes>),
+    /// Another connection attached to the session since: stop quietly.
+    Replaced,
+    /// The session ended: tell the client why and close.
+    Ended(Status, String),
+}
+
+/// Why a connection could not attach (resume).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AttachError {
+    /// The session ended (expired, taken over, logged out).
+    Ended(Status, String),
+    /// The client missed messages that are no longer buffered.
+    ReplayGap { last_seq: u64, oldest: u64 },
+}
+
+#[derive(Debug)]
+enum Outcome {
+    Running,
+    Done(Arc<Answer>),
+}
+
+#[derive(Debug)]
+struct State {
+    next_seq: u64,
+    /// Sent or queued messages not yet acknowledged, oldest first.
+    outbox: VecDeque<(u64, Bytes)>,
+    /// Highest seq handed to the attached connection.
+    written: u64,
+    /// Highest seq the client acknowledged.
+    acked: u64,
+    /// Messages up to this seq were evicted unacknowledged (buffer full).
+    evicted_upto: u64,
+    results: VecDeque<(u64, Outcome)>,
+    /// Highest request id seen; ids at or below it that are not in `results`
+    /// are too old to answer.
+    highest_request: u64,
+    conn: Option<u64>,
+    detached_at_ms: Option<u64>,
+    ended: Option<(Status, String)>,
+    subscriptions: Vec<(String, SubscriptionId)>,
+}
+
+pub struct Session {
+    pub id: u64,
+    pub player_id: Arc<str>,
+    limits: SessionLimits,
+    state: Mutex<State>,
+    /// Wakes the attached connection when there is something to write.
+    notify: Notify,
+}
+
+impl Session {
+    fn new(id: u64, player_id: Arc<str>, limits: SessionLimits) -> Self {
+        Self {
+            id,
+            player_id,
+            limits,
+            state: Mutex::new(State {
+                next_seq: 1,
+                outbox: VecDeque::new(),
+                written: 0,
+                acked: 0,
+                evicted_upto: 0,
+                results: VecDeque::new(),
+                highest_request: 0,
+                conn: None,
+                detached_at_ms: None,
+                ended: None,
+                subscriptions: Vec::new(),
+            }),
+            notify: Notify::new(),
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
+        self.state.lock().expect("session lock")
+    }
+
+    /// Waits until something was queued (or the session changed hands).
+    pub async fn notified(&self) {
+        self.notify.notified().await
+    }
+
+    /// Sequences, buffers and queues one server message.
+    fn emit(&self, build: impl FnOnce(u64) -> Kind) -> u64 {
+        let mut st = self.lock();
+        if st.ended.is_some() {
+            return 0;
+        }
+        let seq = st.next_seq;
+        st.next_seq += 1;
+        let bytes = encode_envelope(build(seq));
+        st.outbox.push_back((seq, bytes));
+        while st.outbox.len() > self.limits.replay_buffer {
+            // The client is not acknowledging: keep memory bounded. If it
+            // resumes from before this point it must log in again.
+            let (evicted, _) = st.outbox.pop_front().expect("non-empty");
+            st.evicted_upto = evicted;
+        }
+        drop(st);
+        // notify_one stores a permit when the connection is busy, so a
+        // message queued between its check and its wait is not missed.
+        self.notify.notify_one();
+        seq
+    }
+
+    pub fn emit_response(&self, id: u64, answer: &Answer) -> u64 {
+        self.emit(|seq| answer.envelope(id, seq))
+    }
+
+    pub fn emit_push(&self, topic: &str, event: pb::Event) -> u64 {
+        self.emit(|seq| Kind::Push(pb::Push { seq, topic: topic.to_string(), event: Some(event) }))
+    }
+
+    /// Registers request `id` and says what to do with it.
+    pub fn begin_request(&self, id: u64) -> Begin {
+        let mut st = self.lock();
+        if let Some((_, outcome)) = st.results.iter().find(|(rid, _)| *rid == id) {
+            return match outcome {
+                Outcome::Running => Begin::InProgress,
+                Outcome::Done(answer) => Begin::Replay(answer.clone()),
+            };
+        }
+        if id <= st.highest_request {
+            return Begin::TooOld;
+        }
+        st.highest_request = id;
+        st.results.push_back((id, Outcome::Running));
+        while st.results.len() > self.limits.remembered_results {
+            st.results.pop_front();
+        }
+        Begin::Execute
+    }
+
+    /// Remembers the result of request `id` and sends it.
+    pub fn finish_request(&self, id: u64, answer: Answer) -> u64 {
+        let answer = Arc::new(answer);
+        {
+            let mut st = self.lock();
+            if let Some((_, outcome)) = st.results.iter_mut().find(|(rid, _)| *rid == id) {
+                *outcome = Outcome::Done(answer.clone());
+            }
+        }
+        self.emit_response(id, &answer)
+    }
+
+    /// The client received everything up to `seq`.
+    pub fn ack(&self, seq: u64) {
+        let mut st = self.lock();
+        let seq = seq.min(st.next_seq - 1);
+        if seq > st.acked {
+            st.acked = seq;
+            while st.outbox.front().is_some_and(|(s, _)| *s <= seq) {
+                st.outbox.pop_front();
+            }
+        }
+    }
+
+    /// Attaches connection `conn`, which has seen everything up to
+    /// `last_seq`; returns the highest seq that will be replayed to it.
+    pub fn attach(&self, conn: u64, last_seq: u64) -> Result<u64, AttachError> {
+        let mut st = self.lock();
+        if let Some((status, reason)) = &st.ended {
+            return Err(AttachError::Ended(*status, reason.clone()));
+        }
+        let last_seq = last_seq.min(st.next_seq - 1);
+        if last_seq < st.evicted_upto {
+            return Err(AttachError::ReplayGap { last_seq, oldest: st.evicted_upto + 1 });
+        }
+        let replaced = st.conn.replace(conn).is_some_and(|old| old != conn);
+        st.detached_at_ms = None;
+        st.written = last_seq;
+        if last_seq > st.acked {
+            st.acked = last_seq;
+            while st.outbox.front().is_some_and(|(s, _)| *s <= last_seq) {
+                st.outbox.pop_front();
+            }
+        }
+        let replay_to = st.next_seq - 1;
+        drop(st);
+        if replaced {
+            // Wake the old connection so it notices and stops.
+            self.notify.notify_waiters();
+        }
+        Ok(replay_to)
+    }
+
+    /// Connection `conn` is gone; the resume window starts now.
+    pub fn detach(&self, conn: u64, now_ms: u64) {
+        let mut st = self.lock();
+        if st.conn == Some(conn) {
+            st.conn = None;
+            st.detached_at_ms = Some(now_ms);
+        }
+    }
+
+    /// What connection `conn` should write now.
+    pub fn pending(&self, conn: u64) -> Pending {
+        let mut st = self.lock();
+        if let Some((status, reason)) = &st.ended {
+            return Pending::Ended(*status, reason.clone());
+        }
+        if st.conn != Some(conn) {
+            return Pending::Replaced;
+        }
+        let written = st.written;
+        let frames: Vec<Bytes> = st.outbox.iter().filter(|(s, _)| *s > written).map(|(_, b)| b.clone()).collect();
+        st.written = st.next_seq - 1;
+        Pending::Frames(frames)
+    }
+
+    /// When the session lost its connection, if it has none now.
+    pub fn detached_at_ms(&self) -> Option<u64> {
+        self.lock().detached_at_ms
+    }
+
+    pub fn is_ended(&self) -> bool {
+        self.lock().ended.is_some()
+    }
+
+    /// Unacknowledged messages held (for introspection and memory tests).
+    pub fn buffered(&self) -> usize {
+        self.lock().outbox.len()
+    }
+
+    /// Ends the session: its connection is told why, its subscriptions go.
+    fn end(&self, status: Status, reason: &str, pubsub: &PubSub) {
+        let subs = {
+            let mut st = self.lock();
+            if st.ended.is_some() {
+                return;
+            }
+            st.ended = Some((status, reason.to_string()));
+            st.outbox.clear();
+            st.results.clear();
+            std::mem::take(&mut st.subscriptions)
+        };
+        for (topic, id) in subs {
+            pubsub.unsubscribe(&topic, id);
+        }
+        self.notify.notify_waiters();
+        // notify_waiters wakes only current waiters; a permit covers a
+        // connection that is busy right now.
+        self.notify.notify_one();
+    }
+}
+
+/// Pub/sub delivery into a session: the event becomes a sequenced push.
+struct SessionSubscriber {
+    session: std::sync::Weak<Session>,
+    convert: fn(&Event) -> Option<pb::Event>,
+}
+
+impl Subscriber for SessionSubscriber {
+    fn deliver(&self, event: &Event) {
+        if let (Some(session), Some(pb_event)) = (self.session.upgrade(), (self.convert)(event)) {
+            session.emit_push(&event.topic, pb_event);
+        }
+    }
+}
+
+/// All sessions of this node.
+pub struct Sessions {
+    limits: SessionLimits,
+    by_id: Mutex<HashMap<u64, Arc<Session>>>,
+    by_player: Mutex<HashMap<Arc<str>, u64>>,
+}
+
+impl Sessions {
+    pub fn new(limits: SessionLimits) -> Self {
+        Self { limits, by_id: Mutex::new(HashMap::new()), by_player: Mutex::new(HashMap::new()) }
+    }
+
+    /// Opens a new session for `player_id`, subscribed to `topics`. An older
+    /// session of the same player is taken over: ended with
+    /// SESSION_TAKEN_OVER, which closes its connection.
+    pub fn open(
+        &self,
+        session_id: u64,
+        player_id: &str,
+        topics: &[String],
+        pubsub: &PubSub,
+        convert: fn(&Event) -> Option<pb::Event>,
+    ) -> Arc<Session> {
+        let session = Arc::new(Session::new(session_id, Arc::from(player_id), self.limits));
+        let mut subs = Vec::with_capacity(topics.len());
+        for topic in topics {
+            let sub = Arc::new(SessionSubscriber { session: Arc::downgrade(&session), convert });
+            subs.push((topic.clone(), pubsub.subscribe(topic, sub)));
+        }
+        session.lock().subscriptions = subs;
+        let old = {
+            let mut by_player = self.by_player.lock().expect("sessions lock");
+            by_player.insert(session.player_id.clone(), session_id)
+        };
+        self.by_id.lock().expect("sessions lock").insert(session_id, session.clone());
+        if let Some(old) = old.filter(|old| *old != session_id) {
+            self.end(old, Status::SessionTakenOver, "logged in on another device", pubsub);
+        }
+        metrics::counter!("guildhall_sessions_opened_total").increment(1);
+        session
+    }
+
+    pub fn get(&self, session_id: u64) -> Option<Arc<Session>> {
+        self.by_id.lock().expect("sessions lock").get(&session_id).cloned()
+    }
+
+    /// The live session of a player, if any.
+    pub fn of_player(&self, player_id: &str) -> Option<Arc<Session>> {
+        let id = *self.by_player.lock().expect("sessions lock").get(player_id)?;
+        self.get(id)
+    }
+
+    /// Ends and forgets a session.
+    pub fn end(&self, session_id: u64, status: Status, reason: &str, pubsub: &PubSub) {
+        let Some(session) = self.by_id.lock().expect("sessions lock").remove(&session_id) else {
+            return;
+        };
+        {
+            let mut by_player = self.by_player.lock().expect("sessions lock");
+            if by_player.get(&session.player_id) == Some(&session_id) {
+                by_player.remove(&session.player_id);
+            }
+        }
+        session.end(status, reason, pubsub);
+    }
+
+    /// Whether a detached session's resume window has passed.
+    pub fn is_expired(session: &Session, now_ms: u64, window_ms: u64) -> bool {
+        session.detached_at_ms().is_some_and(|at| now_ms.saturating_sub(at) >= window_ms)
+    }
+
+    /// Ends every session whose connection has been gone for the resume
+    /// window; returns how many.
+    pub fn expire(&self, now_ms: u64, window_ms: u64, pubsub: &PubSub) -> usize {
+        let expired: Vec<u64> = self
+            .by_id
+            .lock()
+            .expect("sessions lock")
+            .values()
+            .filter(|s| Self::is_expired(s, now_ms, window_ms))
+            .map(|s| s.id)
+            .collect();
+        for id in &expired {
+            self.end(*id, Status::SessionExpired, "resume window passed", pubsub);
+        }
+        metrics::counter!("guildhall_sessions_expired_total").increment(expired.len() as u64);
+        expired.len()
+    }
+
+    /// Ends every session (graceful shutdown).
+    pub fn end_all(&self, status: Status, reason: &str, pubsub: &PubSub) {
+        let ids: Vec<u64> = self.by_id.lock().expect("sessions lock").keys().copied().collect();
+        for id in ids {
+            self.end(id, status, reason, pubsub);
+        }
+    }
+
+    pub fn count(&self) -> usize {
+        self.by_id.lock().expect("sessions lock").len()
+    }
+
+    /// Sessions without a connection (inside their resume window).
+    pub fn detached(&self) -> usize {
+        self.by_id.lock().expect("sessions lock").values().filter(|s| s.detached_at_ms().is_some()).count()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use guildhall_protocol::decode_envelope;
+
+    fn limits() -> SessionLimits {
+        SessionLimits { replay_buffer: 4, remembered_results: 3 }
+    }
+
+    fn seqs(p: Pending) -> Vec<u64> {
+        match p {
+            Pending::Frames(f) => f
+                .iter()
+                .map(|b| match decode_envelope(b).unwrap() {
+                    Kind::Response(r) => r.seq,
+                    Kind::Push(p) => p.seq,
+                    other => panic!("{other:?}"),
+                })
+                .collect(),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn messages_are_sequenced_buffered_and_trimmed_by_acks() {
+        let s = Session::new(1, "p".into(), limits());
+        s.attach(10, 0).unwrap();
+        s.emit_response(1, &Answer::ok(Bytes::new()));
+        s.emit_push("t", pb::Event::default());
+        assert_eq!(seqs(s.pending(10)), vec![1, 2]);
+        assert_eq!(seqs(s.pending(10)), Vec::<u64>::new(), "written once");
+        assert_eq!(s.buffered(), 2);
+        s.ack(1);
+        assert_eq!(s.buffered(), 1);
+        s.ack(99);
+        assert_eq!(s.buffered(), 0, "acks beyond what was sent are clamped");
+    }
+
+    #[test]
+    fn a_resume_replays_what_the_client_missed() {
+        let s = Session::new(1, "p".into(), limits());
+        s.attach(10, 0).unwrap();
+        for id in 1..=3 {
+            s.emit_response(id, &Answer::ok(Bytes::new()));
+        }
+        let _ = s.pending(10);
+        s.detach(10, 1000);
+        assert_eq!(s.detached_at_ms(), Some(1000));
+        s.emit_push("t", pb::Event::default());
+        assert_eq!(s.attach(11, 1), Ok(4));
+        assert!(matches!(s.pending(10), Pending::Replaced));
+        assert_eq!(seqs(s.pending(11)), vec![2, 3, 4]);
+        assert_eq!(s.detached_at_ms(), None);
+    }
+
+    #[test]
+    fn an_overflowing_buffer_makes_an_old_resume_point_a_gap() {
+        let s = Session::new(1, "p".into(), limits());
+        s.attach(10, 0).unwrap();
+        for id in 1..=6 {
+            s.emit_response(id, &Answer::ok(Bytes::new()));
+        }
+        assert_eq!(s.buffered(), 4);
+        assert_eq!(s.attach(11, 1), Err(AttachError::ReplayGap { last_seq: 1, oldest: 3 }));
+        assert_eq!(s.attach(11, 2), Ok(6));
+    }
+
+    #[test]
+    fn request_ids_run_once_and_replay_their_first_result() {
+        let s = Session::new(1, "p".into(), limits());
+        assert_eq!(s.begin_request(5), Begin::Execute);
+        assert_eq!(s.begin_request(5), Begin::InProgress);
+        let first = Answer::ok(Bytes::from_static(b"first"));
+        s.finish_request(5, first.clone());
+        assert_eq!(s.begin_request(5), Begin::Replay(Arc::new(first)));
+        assert_eq!(s.begin_request(4), Begin::TooOld, "never seen, but older than the newest");
+        for id in 6..=8 {
+            assert_eq!(s.begin_request(id), Begin::Execute);
+        }
+        assert_eq!(s.begin_request(5), Begin::TooOld, "forgotten after the window");
+    }
+
+    #[test]
+    fn opening_a_second_session_takes_over_the_first() {
+        let ps = PubSub::new();
+        let sessions = Sessions::new(limits());
+        let a = sessions.open(1, "p", &["player/p".into()], &ps, |_| Some(pb::Event::default()));
+        a.attach(10, 0).unwrap();
+        let b = sessions.open(2, "p", &["player/p".into()], &ps, |_| Some(pb::Event::default()));
+        assert!(matches!(a.pending(10), Pending::Ended(Status::SessionTakenOver, _)));
+        assert!(sessions.get(1).is_none());
+        assert_eq!(sessions.of_player("p").unwrap().id, 2);
+        assert_eq!(ps.publish("player/p", Bytes::new()), 1, "only the new session is subscribed");
+        assert_eq!(b.buffered(), 1);
+    }
+
+    #[test]
+    fn detached_sessions_expire_after_the_window() {
+        let ps = PubSub::new();
+        let sessions = Sessions::new(limits());
+        let s = sessions.open(1, "p", &[], &ps, |_| None);
+        s.attach(10, 0).unwrap();
+        s.detach(10, 1_000);
+        assert_eq!(sessions.expire(60_999, 60_000, &ps), 0);
+        assert_eq!(sessions.expire(61_000, 60_000, &ps), 1);
+        assert!(sessions.get(1).is_none());
+        assert!(matches!(s.attach(11, 0), Err(AttachError::Ended(Status::SessionExpired, _))));
+    }
+}
