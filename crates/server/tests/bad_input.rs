@@ -1,0 +1,252 @@
+//! Bad input: every case asserts the error the sender gets, and that another
+//! connected client (the real SDK client) still plays normally afterwards.
+
+mod common;
+
+use std::time::Duration;
+
+use common::{start, status_of, Raw, TestServer};
+use guildhall_client::{Client, ClientConfig};
+use guildhall_protocol::method;
+use guildhall_protocol::pb::{self, envelope::Kind, Status};
+use prost::Message;
+
+/// A logged-in bystander on its own connection.
+async fn bystander(ts: &TestServer) -> Client {
+    let client = Client::connect(ClientConfig::tcp(ts.tcp())).await.expect("bystander connects");
+    client.login_device("bystander").await.expect("bystander logs in");
+    client
+}
+
+/// The bystander can still play: proves the bad input harmed nobody else.
+async fn still_plays(client: &Client) {
+    let before = client.get_player().await.expect("get_player").player.unwrap();
+    let chest = client.open_chest().await.expect("open_chest after bad input elsewhere");
+    assert_eq!(chest.cards.len(), 3);
+    assert_eq!(chest.gold, before.gold - 100);
+}
+
+#[tokio::test]
+async fn random_bytes_close_only_that_connection() {
+    let ts = start(common::config()).await;
+    let other = bystander(&ts).await;
+    let mut raw = Raw::connect(ts.tcp()).await;
+    // Deterministic "random" bytes (xorshift), printed seed for replay.
+    let seed = 0x9e37_79b9_7f4a_7c15u64;
+    println!("seed {seed:#x}");
+    let mut x = seed;
+    let junk: Vec<u8> = (0..4096)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x as u8
+        })
+        .collect();
+    raw.send_bytes(&junk).await;
+    let close = raw.close_reason().await;
+    let status = Status::try_from(close.status).unwrap();
+    assert!(matches!(status, Status::FrameTooLarge | Status::MalformedFrame), "{status:?}: {}", close.reason);
+    assert!(raw.closed().await);
+    still_plays(&other).await;
+}
+
+#[tokio::test]
+async fn a_10_mib_frame_is_refused_after_its_header() {
+    let ts = start(common::config()).await;
+    let other = bystander(&ts).await;
+    let mut raw = Raw::connect(ts.tcp()).await;
+    raw.send_bytes(&(10u32 * 1024 * 1024).to_be_bytes()).await;
+    let close = raw.close_reason().await;
+    assert_eq!(close.status(), Status::FrameTooLarge);
+    assert!(close.reason.contains("10485760") && close.reason.contains("65536"), "{}", close.reason);
+    assert!(raw.closed().await);
+    still_plays(&other).await;
+}
+
+#[tokio::test]
+async fn a_truncated_frame_then_close_harms_nobody() {
+    let ts = start(common::config()).await;
+    let other = bystander(&ts).await;
+    let mut raw = Raw::connect(ts.tcp()).await;
+    raw.login(1, "truncator").await;
+    let mut partial = 100u32.to_be_bytes().to_vec();
+    partial.extend_from_slice(&[8; 10]);
+    raw.send_bytes(&partial).await;
+    drop(raw);
+    // The truncated sender's session detaches like any dropped connection.
+    still_plays(&other).await;
+    assert_eq!(ts.server.session_count(), 2);
+}
+
+#[tokio::test]
+async fn a_malformed_envelope_closes_with_a_reason() {
+    let ts = start(common::config()).await;
+    let other = bystander(&ts).await;
+    let mut raw = Raw::connect(ts.tcp()).await;
+    raw.send_bytes(&[0, 0, 0, 3, 0xff, 0xff, 0xff]).await;
+    let close = raw.close_reason().await;
+    assert_eq!(close.status(), Status::MalformedFrame);
+    assert!(close.reason.contains("not a valid envelope"), "{}", close.reason);
+
+    // A well-formed envelope a client must not send is refused the same way.
+    let mut raw = Raw::connect(ts.tcp()).await;
+    raw.send(Kind::Push(pb::Push { seq: 1, topic: "x".into(), event: None })).await;
+    assert_eq!(raw.close_reason().await.status(), Status::MalformedFrame);
+    still_plays(&other).await;
+}
+
+#[tokio::test]
+async fn unknown_methods_and_bad_payloads_get_errors_and_the_connection_stays() {
+    let ts = start(common::config()).await;
+    let other = bystander(&ts).await;
+    let mut raw = Raw::connect(ts.tcp()).await;
+    raw.login(1, "confused").await;
+
+    raw.request(2, "player.fly", pb::GetPlayerRequest {}).await;
+    let resp = raw.response().await;
+    assert_eq!((resp.id, status_of(&resp)), (2, Status::UnknownMethod));
+    assert!(resp.message.contains("player.fly"));
+
+    raw.send(Kind::Request(pb::Request { id: 3, method: method::UPGRADE_CARD.into(), payload: vec![0xff; 5].into() }))
+        .await;
+    let resp = raw.response().await;
+    assert_eq!((resp.id, status_of(&resp)), (3, Status::BadRequest));
+    assert!(resp.message.contains("UpgradeCardRequest"), "{}", resp.message);
+
+    raw.request(4, method::UPGRADE_CARD, pb::UpgradeCardRequest { kind: 999 }).await;
+    assert_eq!(status_of(&raw.response().await), Status::UnknownCard);
+
+    raw.request(5, method::PLAYER_GET, pb::GetPlayerRequest {}).await;
+    let resp = raw.response().await;
+    assert_eq!((resp.id, status_of(&resp)), (5, Status::Ok), "the connection still serves");
+
+    // A client ping is answered.
+    raw.send(Kind::Ping(pb::Ping { nonce: 77 })).await;
+    loop {
+        match raw.recv().await.unwrap() {
+            Kind::Pong(p) => {
+                assert_eq!(p.nonce, 77);
+                break;
+            }
+            _ => continue,
+        }
+    }
+    still_plays(&other).await;
+}
+
+#[tokio::test]
+async fn game_calls_before_login_are_unauthenticated() {
+    let ts = start(common::config()).await;
+    let other = bystander(&ts).await;
+    let mut raw = Raw::connect(ts.tcp()).await;
+    for (id, m) in [(1, method::PLAYER_GET), (2, method::BATTLE), (3, method::OPEN_CHEST)] {
+        raw.request(id, m, pb::GetPlayerRequest {}).await;
+        let resp = raw.response().await;
+        assert_eq!((resp.id, resp.seq, status_of(&resp)), (id, 0, Status::Unauthenticated));
+        assert!(resp.message.contains("log in"));
+    }
+    raw.request(4, method::LOGOUT, pb::LogoutRequest {}).await;
+    assert_eq!(status_of(&raw.response().await), Status::Unauthenticated);
+    // The same connection can still log in.
+    let login = raw.login(5, "late").await;
+    assert!(login.created);
+    still_plays(&other).await;
+}
+
+#[tokio::test]
+async fn tampered_and_expired_tokens_are_refused() {
+    let mut config = common::config();
+    config.token_ttl_secs = 3600;
+    let ts = start(config).await;
+    let other = bystander(&ts).await;
+    let mut raw = Raw::connect(ts.tcp()).await;
+    let login = raw.login(1, "holder").await;
+
+    let mut tampered = login.token.clone();
+    let last = tampered.pop().unwrap();
+    tampered.push(if last == '0' { '1' } else { '0' });
+    let mut fresh = Raw::connect(ts.tcp()).await;
+    let with_token = |t: &str| pb::LoginRequest { credential: Some(pb::login_request::Credential::Token(t.into())) };
+    fresh.request(1, method::LOGIN, with_token(&tampered)).await;
+    assert_eq!(status_of(&fresh.response().await), Status::TokenInvalid);
+    fresh.request(2, method::RESUME, pb::ResumeRequest { token: tampered, last_seq: 0 }).await;
+    assert_eq!(status_of(&fresh.response().await), Status::TokenInvalid);
+    fresh.request(3, method::LOGIN, with_token("not-a-token")).await;
+    assert_eq!(status_of(&fresh.response().await), Status::TokenInvalid);
+
+    // The genuine token works until it expires...
+    fresh.request(4, method::LOGIN, with_token(&login.token)).await;
+    let resp = fresh.response().await;
+    assert_eq!(status_of(&resp), Status::Ok);
+    assert_eq!(pb::LoginResponse::decode(resp.payload).unwrap().player_id, login.player_id);
+
+    // ... and not after.
+    ts.clock.advance(Duration::from_secs(3600));
+    let mut late = Raw::connect(ts.tcp()).await;
+    late.request(1, method::LOGIN, with_token(&login.token)).await;
+    let resp = late.response().await;
+    assert_eq!(status_of(&resp), Status::TokenExpired);
+    assert!(resp.message.contains("expired"));
+    still_plays(&other).await;
+}
+
+#[tokio::test]
+async fn a_flood_over_the_rate_limit_is_refused_per_request() {
+    let mut config = common::config();
+    config.rate_limit_burst = 10;
+    config.rate_limit_per_sec = 5;
+    let ts = start(config).await;
+    let other = bystander(&ts).await;
+    let mut raw = Raw::connect(ts.tcp()).await;
+    raw.login(1, "flooder").await; // takes one token
+    for id in 2..=51 {
+        raw.request(id, method::PLAYER_GET, pb::GetPlayerRequest {}).await;
+    }
+    let mut ok = 0;
+    let mut limited = 0;
+    for _ in 2..=51 {
+        let resp = raw.response().await;
+        match status_of(&resp) {
+            Status::Ok => ok += 1,
+            Status::RateLimited => {
+                limited += 1;
+                assert!(resp.message.contains("5 requests per second"));
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+    // The clock did not move: exactly the burst passes.
+    assert_eq!((ok, limited), (9, 41));
+    ts.clock.advance(Duration::from_secs(1));
+    for id in 52..=57 {
+        raw.request(id, method::PLAYER_GET, pb::GetPlayerRequest {}).await;
+    }
+    let statuses: Vec<_> = futures_collect(&mut raw, 6).await;
+    assert_eq!(statuses.iter().filter(|s| **s == Status::Ok).count(), 5, "one second refills five");
+    still_plays(&other).await;
+}
+
+async fn futures_collect(raw: &mut Raw, n: usize) -> Vec<Status> {
+    let mut out = Vec::new();
+    for _ in 0..n {
+        out.push(status_of(&raw.response().await));
+    }
+    out
+}
+
+#[tokio::test]
+async fn over_the_connection_cap_a_client_is_told_the_server_is_full() {
+    let mut config = common::config();
+    config.max_connections = 2;
+    let ts = start(config).await;
+    let other = bystander(&ts).await;
+    let mut second = Raw::connect(ts.tcp()).await;
+    second.login(1, "second").await;
+    let mut third = Raw::connect(ts.tcp()).await;
+    let close = third.close_reason().await;
+    assert_eq!(close.status(), Status::ServerFull);
+    assert!(third.closed().await);
+    assert_eq!(ts.server.connection_count(), 2);
+    still_plays(&other).await;
+}

@@ -1,0 +1,217 @@
+//! Session guarantees checked frame by frame (no SDK in between), so that each
+//! step is exact: sequence numbers, replay after resume, first-result-wins for
+//! re-sent request ids, the resume window, takeover.
+
+mod common;
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use common::{start, status_of, Raw};
+use guildhall_game::GameEvent;
+use guildhall_protocol::method;
+use guildhall_protocol::pb::{self, envelope::Kind, Status};
+use prost::Message;
+
+async fn player(raw: &mut Raw, id: u64) -> pb::Player {
+    raw.request(id, method::PLAYER_GET, pb::GetPlayerRequest {}).await;
+    let resp = raw.response_to(id).await;
+    assert_eq!(status_of(&resp), Status::Ok);
+    pb::GetPlayerResponse::decode(resp.payload).unwrap().player.unwrap()
+}
+
+#[tokio::test]
+async fn a_re_sent_request_id_gets_its_first_result_and_runs_once() {
+    let ts = start(common::config()).await;
+    let mut raw = Raw::connect(ts.tcp()).await;
+    let login = raw.login(1, "once").await;
+    assert_eq!(login.player.as_ref().unwrap().chests_opened, 0);
+
+    raw.request(2, method::OPEN_CHEST, pb::OpenChestRequest {}).await;
+    let first = raw.response().await;
+    assert_eq!(status_of(&first), Status::Ok);
+    raw.request(2, method::OPEN_CHEST, pb::OpenChestRequest {}).await;
+    let again = raw.response().await;
+    assert_eq!(again.payload, first.payload, "the same cards, not a second chest");
+    assert!(again.seq > first.seq, "the repeat is a new server message");
+
+    let p = player(&mut raw, 3).await;
+    assert_eq!(p.chests_opened, 1);
+    assert_eq!(p.gold, 400);
+
+    // An id below the newest that the session never saw cannot be answered.
+    raw.request(1, method::OPEN_CHEST, pb::OpenChestRequest {}).await;
+    assert_eq!(status_of(&raw.response().await), Status::DuplicateRequest);
+}
+
+#[tokio::test]
+async fn resume_replays_missed_responses_and_pushes_then_dedupes_the_retry() {
+    let ts = start(common::config()).await;
+    let mut a = Raw::connect(ts.tcp()).await;
+    let login = a.login(1, "traveller").await;
+    let mut last_seq = 1; // the login response
+    a.send(Kind::Ack(pb::Ack { seq: last_seq })).await;
+
+    // A battle whose response is lost: the request is sent, the connection
+    // dies before the client reads anything.
+    a.request(2, method::BATTLE, pb::BattleRequest {}).await;
+    // Wait until the server has answered (it buffers the answer), then cut.
+    let battle = a.response().await;
+    assert_eq!(status_of(&battle), Status::Ok);
+    drop(a);
+
+    // While the player is away, an operator notice arrives.
+    let topic = guildhall_game::player_topic(&login.player_id);
+    let delivered = ts.server.runtime().pubsub().publish(&topic, GameEvent::Notice { text: "welcome back".into() }.encode());
+    assert_eq!(delivered, 1, "the detached session is still subscribed");
+
+    // Resume on a new connection, claiming only the login response was seen.
+    let mut b = Raw::connect(ts.tcp()).await;
+    b.request(3, method::RESUME, pb::ResumeRequest { token: login.token.clone(), last_seq }).await;
+    let mut replayed = Vec::new();
+    let resume = loop {
+        match b.recv().await.unwrap() {
+            Kind::Response(r) if r.id == 3 => break r,
+            Kind::Response(r) => replayed.push(("response", r.seq, r.id, r.payload)),
+            Kind::Push(p) => replayed.push(("push", p.seq, 0, Bytes::new())),
+            _ => {}
+        }
+    };
+    assert_eq!(status_of(&resume), Status::Ok, "{}", resume.message);
+    let resume_body = pb::ResumeResponse::decode(resume.payload.clone()).unwrap();
+    assert_eq!(resume_body.replayed_to, 3);
+    assert_eq!(replayed.len(), 2, "{replayed:?}");
+    assert_eq!((replayed[0].0, replayed[0].1, replayed[0].2), ("response", 2, 2));
+    assert_eq!(replayed[0].3, battle.payload, "the replayed answer is the original");
+    assert_eq!((replayed[1].0, replayed[1].1), ("push", 3));
+    last_seq = resume.seq;
+    assert_eq!(last_seq, 4);
+
+    // The client, unsure, re-sends request 2: first result, not a second battle.
+    b.request(2, method::BATTLE, pb::BattleRequest {}).await;
+    let retry = b.response().await;
+    assert_eq!(retry.payload, battle.payload);
+    assert_eq!(player(&mut b, 4).await.battles, 1);
+}
+
+#[tokio::test]
+async fn a_request_cut_off_mid_flight_runs_once_across_the_reconnect() {
+    let ts = start(common::config()).await;
+    let mut a = Raw::connect(ts.tcp()).await;
+    let login = a.login(1, "cut").await;
+    // Send and vanish without reading the answer.
+    a.request(2, method::OPEN_CHEST, pb::OpenChestRequest {}).await;
+    drop(a);
+
+    let mut b = Raw::connect(ts.tcp()).await;
+    b.request(3, method::RESUME, pb::ResumeRequest { token: login.token, last_seq: 1 }).await;
+    // Whatever was replayed, re-send the unanswered request with its id.
+    let mut first = None;
+    loop {
+        match b.recv().await.unwrap() {
+            Kind::Response(r) if r.id == 3 => {
+                assert_eq!(status_of(&r), Status::Ok);
+                break;
+            }
+            Kind::Response(r) if r.id == 2 => first = Some(r.payload),
+            _ => {}
+        }
+    }
+    b.request(2, method::OPEN_CHEST, pb::OpenChestRequest {}).await;
+    let retry = b.response_to(2).await;
+    assert_eq!(status_of(&retry), Status::Ok);
+    if let Some(first) = first {
+        assert_eq!(retry.payload, first);
+    }
+    let p = player(&mut b, 4).await;
+    assert_eq!((p.chests_opened, p.gold), (1, 400), "executed exactly once");
+}
+
+#[tokio::test]
+async fn after_the_resume_window_the_session_is_gone() {
+    let mut config = common::config();
+    config.resume_window_secs = 60;
+    let ts = start(config).await;
+
+    let mut a = Raw::connect(ts.tcp()).await;
+    let login = a.login(1, "late").await;
+    drop(a);
+    // The resume window starts when the server notices the drop.
+    detached(&ts).await;
+
+    // 59 s later the session can still be resumed.
+    ts.clock.advance(Duration::from_secs(59));
+    ts.server.maintain().await;
+    let mut b = Raw::connect(ts.tcp()).await;
+    b.request(2, method::RESUME, pb::ResumeRequest { token: login.token.clone(), last_seq: 1 }).await;
+    assert_eq!(status_of(&b.response().await), Status::Ok);
+    drop(b);
+    detached(&ts).await;
+
+    // 60 s after that drop it cannot.
+    ts.clock.advance(Duration::from_secs(60));
+    let mut c = Raw::connect(ts.tcp()).await;
+    c.request(3, method::RESUME, pb::ResumeRequest { token: login.token.clone(), last_seq: 1 }).await;
+    let resp = c.response().await;
+    assert_eq!(status_of(&resp), Status::SessionExpired);
+    assert!(resp.message.contains("log in again"));
+    ts.server.maintain().await;
+    assert_eq!(ts.server.session_count(), 0);
+    assert_eq!(ts.server.runtime().pubsub().topic_count(), 0, "its subscriptions went with it");
+
+    // Logging in again works and keeps the player's progress.
+    let again = c.login(4, "late").await;
+    assert_eq!(again.player_id, login.player_id);
+    assert!(!again.created);
+}
+
+/// Waits (polling, bounded) until the server has seen every connection close.
+async fn detached(ts: &common::TestServer) {
+    for _ in 0..5000 {
+        if ts.server.connection_count() == 0 {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+    panic!("the server never noticed the closed connection");
+}
+
+#[tokio::test]
+async fn a_second_device_takes_the_session_over() {
+    let ts = start(common::config()).await;
+    let mut phone = Raw::connect(ts.tcp()).await;
+    let first = phone.login(1, "same-device-id").await;
+    let mut tablet = Raw::connect(ts.tcp()).await;
+    let second = tablet.login(1, "same-device-id").await;
+    assert_eq!(first.player_id, second.player_id);
+
+    let close = phone.close_reason().await;
+    assert_eq!(close.status(), Status::SessionTakenOver);
+    assert!(close.reason.contains("another device"));
+    assert!(phone.closed().await);
+
+    // The old token's session is over; the new one plays.
+    let mut again = Raw::connect(ts.tcp()).await;
+    again.request(1, method::RESUME, pb::ResumeRequest { token: first.token, last_seq: 1 }).await;
+    assert_eq!(status_of(&again.response().await), Status::SessionExpired);
+    assert_eq!(player(&mut tablet, 2).await.player_id, second.player_id);
+    assert_eq!(ts.server.session_count(), 1);
+}
+
+#[tokio::test]
+async fn an_idle_connection_is_pinged_and_a_silent_one_closed() {
+    let mut config = common::config();
+    config.heartbeat_secs = 1;
+    config.idle_timeout_secs = 2;
+    let ts = start(config).await;
+    let mut raw = Raw::connect(ts.tcp()).await;
+    raw.login(1, "sleepy").await;
+    // Network liveness runs on real time: these waits end when the server acts.
+    match raw.recv().await.unwrap() {
+        Kind::Ping(_) => {}
+        other => panic!("expected a ping, got {other:?}"),
+    }
+    let close = raw.close_reason().await;
+    assert_eq!(close.status(), Status::IdleTimeout);
+    assert_eq!(ts.server.session_count(), 1, "the session waits for a resume");
+}
