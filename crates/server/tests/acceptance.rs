@@ -1,0 +1,280 @@
+//! Issue 2 acceptance through the real client SDK over real sockets.
+
+mod common;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use common::{start, start_on, TestServer, WAIT};
+use guildhall_client::{Client, ClientConfig, ClientError, ClientEvent};
+use guildhall_game::GameEvent;
+use guildhall_protocol::pb::{self, Status};
+use guildhall_store::{MemoryStore, Store};
+use tokio::sync::broadcast;
+
+async fn next_event(events: &mut broadcast::Receiver<ClientEvent>, want: impl Fn(&ClientEvent) -> bool) -> ClientEvent {
+    loop {
+        let ev = tokio::time::timeout(WAIT, events.recv()).await.expect("event in time").expect("event channel");
+        if want(&ev) {
+            return ev;
+        }
+    }
+}
+
+async fn next_push(pushes: &mut tokio::sync::mpsc::UnboundedReceiver<pb::Push>) -> pb::Push {
+    tokio::time::timeout(WAIT, pushes.recv()).await.expect("push in time").expect("push channel")
+}
+
+fn notice(push: &pb::Push) -> Option<&str> {
+    match push.event.as_ref()?.kind.as_ref()? {
+        pb::event::Kind::Notice(n) => Some(&n.text),
+        _ => None,
+    }
+}
+
+fn publish_notice(ts: &TestServer, player_id: &str, text: &str) -> usize {
+    let topic = guildhall_game::player_topic(player_id);
+    ts.server.runtime().pubsub().publish(&topic, GameEvent::Notice { text: text.into() }.encode())
+}
+
+/// Battles until mana runs out, moving the injected clock to regenerate.
+async fn battle_until_level_up(ts: &TestServer, client: &Client) -> pb::BattleResponse {
+    for _ in 0..200 {
+        match client.battle().await {
+            Ok(b) if b.leveled_up => return b,
+            Ok(_) => {}
+            Err(e) if e.is_status(Status::NotEnoughMana) => ts.clock.advance(Duration::from_secs(60)),
+            Err(e) => panic!("battle failed: {e}"),
+        }
+    }
+    panic!("no level-up in 200 battles");
+}
+
+#[tokio::test]
+async fn a_player_plays_drops_resumes_and_gets_what_it_missed() {
+    let ts = start(common::config()).await;
+    let config = ClientConfig { auto_reconnect: false, ..ClientConfig::tcp(ts.tcp()) };
+    let client = Client::connect(config).await.unwrap();
+    let mut pushes = client.pushes();
+    let login = client.login_device("hero-device").await.unwrap();
+    assert!(login.created);
+    assert_eq!(login.resume_window_ms, 60_000);
+    let start = login.player.unwrap();
+    assert_eq!((start.gold, start.gems, start.mana, start.level), (500, 50, 50, 1));
+
+    // Chests until some card has the three copies an upgrade needs.
+    let mut upgradable = None;
+    for _ in 0..4 {
+        let chest = client.open_chest().await.unwrap();
+        assert_eq!(chest.cards.len(), 3);
+        let p = client.get_player().await.unwrap().player.unwrap();
+        upgradable = p.cards.iter().find(|c| c.count >= 3 && c.level == 1).map(|c| c.kind);
+        if upgradable.is_some() {
+            break;
+        }
+    }
+    let kind = upgradable.expect("this device's seeded chests give three copies of a card");
+    let up = client.upgrade_card(kind).await.unwrap();
+    assert_eq!(up.card.unwrap().level, 2);
+    let refused = client.upgrade_card(kind).await.unwrap_err();
+    assert!(refused.is_status(Status::NotEnoughCards), "{refused}");
+
+    // Levelling up pushes a notice and the new player state.
+    let leveled = battle_until_level_up(&ts, &client).await;
+    assert_eq!(leveled.player.as_ref().unwrap().level, 2);
+    let first = next_push(&mut pushes).await;
+    assert_eq!(notice(&first), Some("Level 2 reached!"));
+    let second = next_push(&mut pushes).await;
+    assert!(matches!(second.event.unwrap().kind, Some(pb::event::Kind::PlayerUpdated(_))));
+
+    // The connection drops; notices arrive while the player is away.
+    let mut events = client.events();
+    client.drop_connection().await;
+    next_event(&mut events, |e| *e == ClientEvent::Disconnected).await;
+    assert_eq!(publish_notice(&ts, &login.player_id, "missed one"), 1);
+    assert_eq!(publish_notice(&ts, &login.player_id, "missed two"), 1);
+    let resumed = client.resume().await.unwrap();
+    assert_eq!(resumed.player_id, login.player_id);
+    assert_eq!(notice(&next_push(&mut pushes).await), Some("missed one"));
+    assert_eq!(notice(&next_push(&mut pushes).await), Some("missed two"));
+
+    let before = client.get_player().await.unwrap().player.unwrap();
+    let after = client.get_player().await.unwrap().player.unwrap();
+    assert_eq!(before, after, "reads change nothing");
+    assert_eq!(client.stats().session_losses, 0);
+}
+
+#[tokio::test]
+async fn a_request_whose_answer_is_lost_is_retransmitted_and_applied_once() {
+    let ts = start(common::config()).await;
+    let client = Client::connect(ClientConfig::tcp(ts.tcp())).await.unwrap();
+    client.login_device("unlucky").await.unwrap();
+    let mut won = 0;
+    let mut results = 0;
+    for _ in 0..8 {
+        // The request is written, then the connection is cut: the client
+        // reconnects, resumes, and re-sends it with its original id.
+        let battle: pb::BattleResponse =
+            client.send_and_drop(guildhall_protocol::method::BATTLE, &pb::BattleRequest {}).await.unwrap();
+        results += 1;
+        won += battle.won as u64;
+        let p = battle.player.unwrap();
+        assert_eq!(p.battles, results, "each battle ran exactly once");
+    }
+    let p = client.get_player().await.unwrap().player.unwrap();
+    assert_eq!((p.battles, p.wins), (8, won));
+    assert!(client.stats().resumes >= 8);
+    let chest: pb::OpenChestResponse =
+        client.send_and_drop(guildhall_protocol::method::OPEN_CHEST, &pb::OpenChestRequest {}).await.unwrap();
+    let p = client.get_player().await.unwrap().player.unwrap();
+    assert_eq!((p.chests_opened, p.gold), (1, chest.gold));
+}
+
+#[tokio::test]
+async fn after_the_window_the_client_must_log_in_again() {
+    let ts = start(common::config()).await;
+    let config = ClientConfig { auto_reconnect: false, ..ClientConfig::tcp(ts.tcp()) };
+    let client = Client::connect(config).await.unwrap();
+    let login = client.login_device("away-too-long").await.unwrap();
+    client.battle().await.unwrap();
+    let mut events = client.events();
+    client.drop_connection().await;
+    next_event(&mut events, |e| *e == ClientEvent::Disconnected).await;
+    wait_until(|| ts.server.connection_count() == 0).await;
+
+    ts.clock.advance(Duration::from_secs(61));
+    ts.server.maintain().await;
+    assert_eq!(ts.server.session_count(), 0);
+    match client.resume().await {
+        Err(ClientError::SessionLost { status: Status::SessionExpired, .. }) => {}
+        other => panic!("expected SessionLost(SessionExpired), got {other:?}"),
+    }
+    let again = client.login_device("away-too-long").await.unwrap();
+    assert_eq!(again.player_id, login.player_id);
+    assert!(!again.created);
+    assert_eq!(again.player.unwrap().battles, 1, "progress kept across sessions");
+}
+
+async fn wait_until(cond: impl Fn() -> bool) {
+    for _ in 0..5000 {
+        if cond() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+    panic!("condition not reached");
+}
+
+#[tokio::test]
+async fn a_second_device_takes_over_and_the_first_is_told() {
+    let ts = start(common::config()).await;
+    let phone = Client::connect(ClientConfig::tcp(ts.tcp())).await.unwrap();
+    let mut phone_events = phone.events();
+    phone.login_device("shared-account").await.unwrap();
+    let tablet = Client::connect(ClientConfig::tcp(ts.tcp())).await.unwrap();
+    tablet.login_device("shared-account").await.unwrap();
+
+    let ev = next_event(&mut phone_events, |e| matches!(e, ClientEvent::Closed(..))).await;
+    assert!(matches!(ev, ClientEvent::Closed(Status::SessionTakenOver, _)), "{ev:?}");
+    let err = phone.get_player().await.unwrap_err();
+    assert_eq!(err.status(), Some(Status::SessionTakenOver));
+    assert!(tablet.open_chest().await.is_ok());
+    assert_eq!(ts.server.session_count(), 1);
+}
+
+#[tokio::test]
+async fn websocket_clients_play_and_resume_like_tcp_ones() {
+    let ts = start(common::config()).await;
+    let client = Client::connect(ClientConfig::ws(ts.ws_url())).await.unwrap();
+    let login = client.login_device("browser").await.unwrap();
+    client.open_chest().await.unwrap();
+    let battle: pb::BattleResponse =
+        client.send_and_drop(guildhall_protocol::method::BATTLE, &pb::BattleRequest {}).await.unwrap();
+    assert_eq!(battle.player.unwrap().battles, 1);
+    let p = client.get_player().await.unwrap().player.unwrap();
+    assert_eq!((p.player_id, p.chests_opened, p.battles), (login.player_id, 1, 1));
+}
+
+#[tokio::test]
+async fn a_graceful_stop_and_restart_loses_nothing() {
+    let store: Arc<dyn Store> = Arc::new(MemoryStore::new());
+    let mut config = common::config();
+    config.flush_interval_ms = 3_600_000; // nothing is flushed by time
+    let ts = start_on(config.clone(), store.clone(), Default::default()).await;
+    let clock = ts.clock.clone();
+    let mut before = Vec::new();
+    for i in 0..5 {
+        let c = Client::connect(ClientConfig::tcp(ts.tcp())).await.unwrap();
+        c.login_device(&format!("restart-{i}")).await.unwrap();
+        c.open_chest().await.unwrap(); // durable
+        for _ in 0..3 {
+            c.battle().await.unwrap(); // write-behind only
+        }
+        before.push((c.clone(), c.get_player().await.unwrap().player.unwrap()));
+    }
+    let (first, _) = &before[0];
+    let mut events = first.events();
+    ts.server.shutdown().await;
+    let ev = next_event(&mut events, |e| matches!(e, ClientEvent::CloseReceived(..))).await;
+    assert_eq!(ev, ClientEvent::CloseReceived(Status::ShuttingDown, "server is shutting down".into()));
+
+    let ts = start_on(config, store, clock).await;
+    for (i, (_, was)) in before.iter().enumerate() {
+        let c = Client::connect(ClientConfig::tcp(ts.tcp())).await.unwrap();
+        let login = c.login_device(&format!("restart-{i}")).await.unwrap();
+        assert_eq!(login.player.as_ref(), Some(was), "state identical after the restart");
+    }
+}
+
+#[tokio::test]
+async fn admin_http_shows_health_metrics_and_entities() {
+    let ts = start(common::config()).await;
+    let admin = ts.server.admin_addr().unwrap();
+    let client = Client::connect(ClientConfig::tcp(ts.tcp())).await.unwrap();
+    let mut pushes = client.pushes();
+    let login = client.login_device("inspected").await.unwrap();
+    client.open_chest().await.unwrap();
+
+    let (status, body) = http(admin, "GET", "/healthz", "").await;
+    assert_eq!((status, body.trim()), (200, "ok"));
+    let (status, body) = http(admin, "GET", "/metrics", "").await;
+    assert_eq!(status, 200);
+    assert!(body.contains("guildhall_logins_total"), "{body}");
+    assert!(body.contains("guildhall_request_seconds"), "{body}");
+    let (_, body) = http(admin, "GET", "/entities", "").await;
+    let kinds: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(kinds["kinds"][0]["kind"], "player");
+    assert_eq!(kinds["kinds"][0]["active"], 1);
+    let (_, body) = http(admin, "GET", "/entities/player", "").await;
+    assert!(body.contains(&login.player_id));
+    let (status, body) = http(admin, "GET", &format!("/entities/player/{}", login.player_id), "").await;
+    assert_eq!(status, 200);
+    let state: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(state["gold"], 400);
+    assert_eq!(state["chests_opened"], 1);
+    let (status, _) = http(admin, "GET", "/entities/player/nobody", "").await;
+    assert_eq!(status, 404);
+    let (status, _) = http(admin, "GET", "/entities/dragon", "").await;
+    assert_eq!(status, 404);
+
+    let (status, body) = http(admin, "POST", &format!("/players/{}/notice", login.player_id), "server restarts at noon").await;
+    assert_eq!(status, 200);
+    assert!(body.contains("\"delivered_to\":1"));
+    assert_eq!(notice(&next_push(&mut pushes).await), Some("server restarts at noon"));
+}
+
+/// A minimal HTTP/1.1 exchange (the tests need no HTTP client library).
+async fn http(addr: std::net::SocketAddr, method: &str, path: &str, body: &str) -> (u16, String) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let req = format!(
+        "{method} {path} HTTP/1.1\r\nHost: admin\r\nConnection: close\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    s.write_all(req.as_bytes()).await.unwrap();
+    let mut out = String::new();
+    tokio::time::timeout(WAIT, s.read_to_string(&mut out)).await.unwrap().unwrap();
+    let status = out.split(' ').nth(1).unwrap().parse().unwrap();
+    let body = out.split_once("\r\n\r\n").map(|(_, b)| b.to_string()).unwrap_or_default();
+    (status, body)
+}

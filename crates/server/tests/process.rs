@@ -1,0 +1,133 @@
+//! The real binary on the embedded redb store: a graceful SIGTERM and a
+//! SIGKILL, each followed by a restart on the same data directory.
+
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+
+use guildhall_client::{Client, ClientConfig};
+use guildhall_protocol::pb;
+
+struct Proc {
+    child: Child,
+    tcp: SocketAddr,
+}
+
+/// A failing test must not leave a server running (it would also hold the
+/// test runner's stderr open).
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Starts `guildhall serve` on ephemeral ports and reads its listening line.
+fn spawn(data_dir: &Path, flush_interval_ms: u64) -> Proc {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_guildhall"))
+        .args(["serve", "--listen", "127.0.0.1:0", "--ws-listen", "", "--admin-listen", ""])
+        .arg("--data-dir")
+        .arg(data_dir)
+        .args(["--flush-interval-ms", &flush_interval_ms.to_string(), "--log-level", "warn"])
+        .env("GUILDHALL_SECRET", "process-test-secret")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("guildhall binary starts");
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let tcp = loop {
+        let line = lines.next().expect("server prints its addresses").unwrap();
+        if let Some(rest) = line.strip_prefix("guildhall listening tcp=") {
+            break rest.split_whitespace().next().unwrap().parse().unwrap();
+        }
+    };
+    // Keep draining stdout so the server never blocks on a full pipe.
+    std::thread::spawn(move || for _ in lines {});
+    Proc { child, tcp }
+}
+
+fn signal(child: &Child, sig: &str) {
+    let ok = Command::new("kill").args([sig, &child.id().to_string()]).status().unwrap().success();
+    assert!(ok, "kill {sig}");
+}
+
+/// What must survive, ignoring mana (it regenerates on the real clock).
+fn durable_view(p: &pb::Player) -> (u64, u64, u32, u64, Vec<pb::Card>, u64, u64, u64) {
+    (p.gold, p.gems, p.level, p.experience, p.cards.clone(), p.chests_opened, p.battles, p.wins)
+}
+
+async fn play(tcp: SocketAddr, device: &str, chests: usize, battles: usize) -> (Client, pb::Player) {
+    let c = Client::connect(ClientConfig::tcp(tcp)).await.unwrap();
+    c.login_device(device).await.unwrap();
+    for _ in 0..chests {
+        c.open_chest().await.unwrap();
+    }
+    for _ in 0..battles {
+        c.battle().await.unwrap();
+    }
+    let p = c.get_player().await.unwrap().player.unwrap();
+    (c, p)
+}
+
+async fn login(tcp: SocketAddr, device: &str) -> pb::Player {
+    let c = Client::connect(ClientConfig::tcp(tcp)).await.unwrap();
+    c.login_device(device).await.unwrap().player.unwrap()
+}
+
+#[tokio::test]
+async fn sigterm_stops_gracefully_and_the_restart_loses_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    // Write-behind far in the future: only the graceful stop can save battles.
+    let mut server = spawn(dir.path(), 3_600_000);
+    let mut before = Vec::new();
+    for i in 0..3 {
+        let (c, p) = play(server.tcp, &format!("term-{i}"), 1, 4).await;
+        before.push((c, p));
+    }
+    signal(&server.child, "-TERM");
+    // Blocking here is fine: nothing on this runtime needs to run meanwhile.
+    let status = server.child.wait().unwrap();
+    assert!(status.success(), "graceful exit, got {status:?}");
+
+    let server = spawn(dir.path(), 3_600_000);
+    for (i, (_, was)) in before.iter().enumerate() {
+        let now = login(server.tcp, &format!("term-{i}")).await;
+        assert_eq!(durable_view(&now), durable_view(was), "player {i} identical after SIGTERM + restart");
+    }
+}
+
+#[tokio::test]
+async fn sigkill_loses_nothing_confirmed_durable() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut server = spawn(dir.path(), 3_600_000);
+    // Battles first, then a chest: the chest's durable write carries the
+    // whole state, so everything up to it is confirmed durable.
+    let (c, at_chest) = play(server.tcp, "killed", 0, 3).await;
+    c.open_chest().await.unwrap();
+    let at_chest = {
+        let p = c.get_player().await.unwrap().player.unwrap();
+        assert_eq!(p.battles, at_chest.battles);
+        p
+    };
+    // Then write-behind-only progress that no flush will have reached.
+    for _ in 0..4 {
+        c.battle().await.unwrap();
+    }
+    let latest = c.get_player().await.unwrap().player.unwrap();
+    signal(&server.child, "-KILL");
+    let _ = server.child.wait();
+
+    let server = spawn(dir.path(), 3_600_000);
+    let now = login(server.tcp, "killed").await;
+    assert_eq!(now.chests_opened, 1);
+    assert_eq!(now.cards, at_chest.cards, "the durable chest's cards survived");
+    assert!(
+        now.battles >= at_chest.battles && now.battles <= latest.battles,
+        "durable progress kept, at most the unflushed tail lost: {} in [{}, {}]",
+        now.battles,
+        at_chest.battles,
+        latest.battles
+    );
+    assert_eq!(durable_view(&now), durable_view(&at_chest), "with no flush due, exactly the durable state");
+}
