@@ -9,7 +9,7 @@ use guildhall_protocol::pb::{self, envelope::Kind};
 use guildhall_protocol::{encode_envelope, Status};
 use guildhall_store::{MemoryStore, RedbStore, Store};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{watch, Semaphore};
+use tokio::sync::{watch, OwnedSemaphorePermit, Semaphore, TryAcquireError};
 use tokio::task::JoinHandle;
 
 use crate::auth::TokenSigner;
@@ -241,7 +241,13 @@ async fn accept_failed(e: std::io::Error) {
     tokio::time::sleep(Duration::from_millis(50)).await;
 }
 
-async fn accept_tcp(shared: Arc<Shared>, listener: TcpListener, cap: Arc<Semaphore>) {
+/// Accepts connections until the server stops, handing each to `serve` with
+/// its place under the connection cap (or `Err` when the cap is reached).
+async fn accept_loop<F, Fut>(shared: Arc<Shared>, listener: TcpListener, cap: Arc<Semaphore>, serve: F)
+where
+    F: Fn(Arc<Shared>, TcpStream, Result<OwnedSemaphorePermit, TryAcquireError>) -> Fut,
+    Fut: std::future::Future<Output = ()> + Send + 'static,
+{
     let mut stop = shared.shutdown.clone();
     loop {
         let stream = tokio::select! {
@@ -252,39 +258,30 @@ async fn accept_tcp(shared: Arc<Shared>, listener: TcpListener, cap: Arc<Semapho
             },
         };
         let _ = stream.set_nodelay(true);
-        let max_frame = shared.config.max_frame;
-        match cap.clone().try_acquire_owned() {
-            Ok(permit) => {
-                tokio::spawn(conn::serve(shared.clone(), TcpTransport::new(stream, max_frame), permit));
-            }
-            Err(_) => {
-                tokio::spawn(refuse(TcpTransport::new(stream, max_frame)));
-            }
-        }
+        tokio::spawn(serve(shared.clone(), stream, cap.clone().try_acquire_owned()));
     }
 }
 
+async fn accept_tcp(shared: Arc<Shared>, listener: TcpListener, cap: Arc<Semaphore>) {
+    accept_loop(shared, listener, cap, |shared, stream, permit| async move {
+        let transport = TcpTransport::new(stream, shared.config.max_frame);
+        match permit {
+            Ok(permit) => conn::serve(shared, transport, permit).await,
+            Err(_) => refuse(transport).await,
+        }
+    })
+    .await
+}
+
 async fn accept_ws(shared: Arc<Shared>, listener: TcpListener, cap: Arc<Semaphore>) {
-    let mut stop = shared.shutdown.clone();
-    loop {
-        let stream = tokio::select! {
-            _ = stopped(&mut stop) => return,
-            r = listener.accept() => match r {
-                Ok((stream, _)) => stream,
-                Err(e) => { accept_failed(e).await; continue; }
-            },
-        };
-        let _ = stream.set_nodelay(true);
-        let shared = shared.clone();
-        let permit = cap.clone().try_acquire_owned();
-        tokio::spawn(async move {
-            let Some(ws) = ws_handshake(stream, shared.config.max_frame).await else { return };
-            match permit {
-                Ok(permit) => conn::serve(shared, WsTransport::new(ws), permit).await,
-                Err(_) => refuse(WsTransport::new(ws)).await,
-            }
-        });
-    }
+    accept_loop(shared, listener, cap, |shared, stream, permit| async move {
+        let Some(ws) = ws_handshake(stream, shared.config.max_frame).await else { return };
+        match permit {
+            Ok(permit) => conn::serve(shared, WsTransport::new(ws), permit).await,
+            Err(_) => refuse(WsTransport::new(ws)).await,
+        }
+    })
+    .await
 }
 
 async fn ws_handshake(

@@ -140,7 +140,7 @@ async fn after_the_window_the_client_must_log_in_again() {
     let mut events = client.events();
     client.drop_connection().await;
     next_event(&mut events, |e| *e == ClientEvent::Disconnected).await;
-    wait_until(|| ts.server.connection_count() == 0).await;
+    common::wait_until("the server saw the drop", || ts.server.connection_count() == 0).await;
 
     ts.clock.advance(Duration::from_secs(61));
     ts.server.maintain().await;
@@ -153,16 +153,6 @@ async fn after_the_window_the_client_must_log_in_again() {
     assert_eq!(again.player_id, login.player_id);
     assert!(!again.created);
     assert_eq!(again.player.unwrap().battles, 1, "progress kept across sessions");
-}
-
-async fn wait_until(cond: impl Fn() -> bool) {
-    for _ in 0..5000 {
-        if cond() {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(2)).await;
-    }
-    panic!("condition not reached");
 }
 
 #[tokio::test]

@@ -165,15 +165,9 @@ async fn after_the_resume_window_the_session_is_gone() {
     assert!(!again.created);
 }
 
-/// Waits (polling, bounded) until the server has seen every connection close.
+/// Waits until the server has seen every connection close.
 async fn detached(ts: &common::TestServer) {
-    for _ in 0..5000 {
-        if ts.server.connection_count() == 0 {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(2)).await;
-    }
-    panic!("the server never noticed the closed connection");
+    common::wait_until("every connection closed", || ts.server.connection_count() == 0).await;
 }
 
 #[tokio::test]
