@@ -202,6 +202,19 @@ impl Runtime {
         self.deliver::<E>(key, Letter::Call { msg, reply: None }).await
     }
 
+    /// Casts from a background task and returns at once: for a handler that
+    /// must tell another entity something without ever waiting on its
+    /// mailbox (waiting could deadlock two entities that wait on each other).
+    pub fn spawn_cast<E: Entity>(&self, key: &str, msg: E::Msg) {
+        let rt = self.clone();
+        let key = key.to_string();
+        tokio::spawn(async move {
+            if let Err(e) = rt.cast::<E>(&key, msg).await {
+                tracing::warn!(kind = E::KIND, key, error = %e, "spawned cast failed");
+            }
+        });
+    }
+
     async fn deliver<E: Entity>(&self, key: &str, letter: Letter<E>) -> Result<(), CallError> {
         if let Location::Remote(node) = self.inner.directory.locate(E::KIND, key) {
             // The cluster transport plugs in here; messages are serde types so

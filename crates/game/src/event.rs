@@ -11,6 +11,9 @@ pub enum GameEvent {
     PlayerUpdated(PlayerView),
     /// A message for the player (level-up, announcements from operators).
     Notice { text: String },
+    /// The player joined, left or was removed from a guild. The session
+    /// follows it: it subscribes to the new guild's topic.
+    GuildChanged { guild: Option<String> },
 }
 
 impl GameEvent {

@@ -13,13 +13,19 @@ pub mod rules;
 pub use catalogue::{CardDef, Rarity, CATALOGUE};
 pub use error::GameError;
 pub use event::GameEvent;
-pub use player::{CardView, Player, PlayerMsg, PlayerReply, PlayerView};
+pub use player::{CardView, Change, ChangeKind, Player, PlayerMsg, PlayerReply, PlayerView};
 
 use guildhall_entity::RuntimeBuilder;
 
 /// Registers every entity kind of the game with a runtime builder.
 pub fn register(builder: RuntimeBuilder) -> RuntimeBuilder {
     builder.register::<Player>()
+}
+
+/// Topic of a guild's events (joins, chat, help, standings); members'
+/// sessions subscribe to it.
+pub fn guild_topic(guild_id: &str) -> String {
+    format!("guild/{guild_id}")
 }
 
 /// Topic on which a player's own events are published; the player's session

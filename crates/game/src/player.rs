@@ -1,7 +1,7 @@
 //! The player entity: currencies, mana, experience, the card collection, and
 //! the solo actions (open a chest, upgrade a card, battle).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
 
 use guildhall_entity::{Ctx, Entity};
 use serde::{Deserialize, Serialize};
@@ -52,6 +52,40 @@ pub struct Player {
     /// Logins so far; the first one reports the player as created.
     #[serde(default)]
     pub logins: u64,
+    /// The guild this player belongs to, as the guild last told it.
+    #[serde(default)]
+    pub guild: Option<String>,
+    /// Outcomes of recent transaction steps, by transaction id, so that a
+    /// retried step returns its first outcome and never applies twice.
+    #[serde(default)]
+    pub applied: VecDeque<(String, Option<GameError>)>,
+}
+
+/// How many transaction outcomes a player remembers. A hub retries a step
+/// within seconds, so this is far more than a retry ever needs.
+pub const REMEMBERED_TXS: usize = 1024;
+
+/// What a transaction step does to a player's holdings.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Change {
+    pub gold: i64,
+    pub gems: i64,
+    /// (card kind, copies): negative takes copies, positive gives them.
+    pub cards: Vec<(u32, i64)>,
+    pub kind: ChangeKind,
+}
+
+/// Where the value of a [`Change`] comes from or goes, for the audit ledger.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ChangeKind {
+    /// Value moves between entities (into or out of an escrow): the total in
+    /// the world does not change.
+    #[default]
+    Transfer,
+    /// The rules create value (donation rewards, expedition prizes).
+    Reward,
+    /// The rules destroy value (fees).
+    Burn,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -59,6 +93,13 @@ pub enum PlayerMsg {
     /// A session opened for this player.
     Login,
     Get,
+    /// One step of a cross-entity transaction, applied at most once per `tx`
+    /// and durable before the reply. `notify` pushes the new state (and the
+    /// notice, if any) to the player's session: set it when the change comes
+    /// from someone else (a sale, a donation, a prize).
+    Apply { tx: String, change: Change, notify: bool, notice: Option<String> },
+    /// The guild hub tells the player which guild it is in.
+    SetGuild { guild: Option<String> },
     OpenChest,
     UpgradeCard { kind: u32 },
     Battle,
@@ -89,10 +130,12 @@ pub struct PlayerView {
     pub chests_opened: u64,
     pub battles: u64,
     pub wins: u64,
+    pub guild: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum PlayerReply {
+    Applied(PlayerView),
     Profile(PlayerView),
     LoggedIn { player: PlayerView, created: bool },
     Chest { cards: Vec<CardView>, gold: u64 },
@@ -126,6 +169,8 @@ impl Player {
             expedition_points: 0,
             ledger: Ledger { gold_minted: START_GOLD, gems_minted: START_GEMS, cards_minted: 3, ..Ledger::default() },
             logins: 0,
+            guild: None,
+            applied: VecDeque::new(),
         }
     }
 
@@ -171,7 +216,72 @@ impl Player {
             chests_opened: self.chests_opened,
             battles: self.battles,
             wins: self.wins,
+            guild: self.guild.clone(),
         }
+    }
+
+    /// The remembered outcome of transaction step `tx`, if it was applied.
+    pub fn outcome_of(&self, tx: &str) -> Option<Result<(), GameError>> {
+        self.applied.iter().rev().find(|(id, _)| id == tx).map(|(_, e)| match e {
+            None => Ok(()),
+            Some(e) => Err(e.clone()),
+        })
+    }
+
+    /// Applies `change` unless it would take more than the player has; all
+    /// or nothing. Does not remember `tx`: see [`Player::apply_once`].
+    pub fn apply(&mut self, change: &Change) -> Result<(), GameError> {
+        let gold = self.gold as i64 + change.gold;
+        if gold < 0 {
+            return Err(GameError::NotEnoughGold { need: (-change.gold) as u64, have: self.gold });
+        }
+        let gems = self.gems as i64 + change.gems;
+        if gems < 0 {
+            return Err(GameError::NotEnoughGems { need: (-change.gems) as u64, have: self.gems });
+        }
+        for (kind, n) in &change.cards {
+            if card_def(*kind).is_none() {
+                return Err(GameError::UnknownCard(*kind));
+            }
+            let have = self.cards.get(kind).map_or(0, |s| s.count) as i64;
+            if have + n < 0 {
+                return Err(GameError::NotEnoughCards { kind: *kind, need: (-n) as u32, have: have as u32 });
+            }
+        }
+        self.gold = gold as u64;
+        self.gems = gems as u64;
+        for (kind, n) in &change.cards {
+            let stack = self.cards.entry(*kind).or_insert(CardStack { count: 0, level: 1 });
+            stack.count = (stack.count as i64 + n) as u32;
+        }
+        let cards: i64 = change.cards.iter().map(|(_, n)| n).sum();
+        match change.kind {
+            ChangeKind::Transfer => {}
+            ChangeKind::Reward => {
+                self.ledger.gold_minted += change.gold.max(0) as u64;
+                self.ledger.gems_minted += change.gems.max(0) as u64;
+                self.ledger.cards_minted += cards.max(0) as u64;
+            }
+            ChangeKind::Burn => {
+                self.ledger.gold_burnt += (-change.gold).max(0) as u64;
+                self.ledger.cards_burnt += (-cards).max(0) as u64;
+            }
+        }
+        Ok(())
+    }
+
+    /// Applies transaction step `tx` at most once: a repeat returns the
+    /// first outcome (success or refusal) without touching anything.
+    pub fn apply_once(&mut self, tx: &str, change: &Change) -> Result<(), GameError> {
+        if let Some(outcome) = self.outcome_of(tx) {
+            return outcome;
+        }
+        let outcome = self.apply(change);
+        self.applied.push_back((tx.to_string(), outcome.clone().err()));
+        while self.applied.len() > REMEMBERED_TXS {
+            self.applied.pop_front();
+        }
+        outcome
     }
 
     /// Opens a chest: pays gold, draws cards from the player's own generator.
@@ -302,6 +412,37 @@ impl Entity for Player {
                 ctx.unchanged();
                 Ok(PlayerReply::Profile(self.view(now)))
             }
+            PlayerMsg::Apply { tx, change, notify, notice } => {
+                let repeat = self.outcome_of(&tx).is_some();
+                let outcome = self.apply_once(&tx, &change);
+                if repeat {
+                    ctx.unchanged();
+                } else {
+                    // A step of a transaction: the hub moves on only once
+                    // this is on disk.
+                    ctx.durable();
+                }
+                outcome?;
+                let view = self.view(now);
+                if notify && !repeat {
+                    let topic = player_topic(&self.id);
+                    if let Some(text) = notice {
+                        ctx.publish(&topic, GameEvent::Notice { text }.encode());
+                    }
+                    ctx.publish(&topic, GameEvent::PlayerUpdated(view.clone()).encode());
+                }
+                Ok(PlayerReply::Applied(view))
+            }
+            PlayerMsg::SetGuild { guild } => {
+                if self.guild == guild {
+                    ctx.unchanged();
+                } else {
+                    self.guild = guild.clone();
+                    ctx.durable();
+                    ctx.publish(&player_topic(&self.id), GameEvent::GuildChanged { guild }.encode());
+                }
+                Ok(PlayerReply::Profile(self.view(now)))
+            }
             PlayerMsg::OpenChest => {
                 let cards = self.open_chest().inspect_err(|_| ctx.unchanged())?;
                 // A purchase: durable before the player sees the cards.
@@ -414,6 +555,28 @@ mod tests {
         p.battle(t).unwrap();
         assert_eq!(p.mana_now(t), 0);
         assert_eq!(p.mana_now(T0 + 6 * MANA_REGEN_MS), 1);
+    }
+
+    #[test]
+    fn transaction_steps_apply_once_all_or_nothing() {
+        let mut p = Player::new("t", T0);
+        let take = Change { gold: -300, cards: vec![(0, -1)], ..Change::default() };
+        assert_eq!(p.apply_once("tx1", &take), Ok(()));
+        assert_eq!(p.apply_once("tx1", &take), Ok(()), "a repeat reports the first outcome");
+        assert_eq!((p.gold, p.cards[&0].count), (200, 0), "and applies nothing again");
+        let too_much = Change { gold: -100, cards: vec![(1, -2)], ..Change::default() };
+        assert_eq!(p.apply_once("tx2", &too_much), Err(GameError::NotEnoughCards { kind: 1, need: 2, have: 1 }));
+        assert_eq!(p.gold, 200, "all or nothing");
+        p.gold = 10_000;
+        assert!(p.apply_once("tx2", &Change::default()).is_err(), "the refusal is remembered too");
+        let prize = Change { gems: 5, cards: vec![(15, 1)], kind: ChangeKind::Reward, ..Change::default() };
+        p.apply_once("tx3", &prize).unwrap();
+        assert_eq!((p.gems, p.cards[&15].count), (START_GEMS + 5, 1));
+        assert_eq!((p.ledger.gems_minted, p.ledger.cards_minted), (START_GEMS + 5, 4));
+        for i in 0..(REMEMBERED_TXS + 10) {
+            p.apply_once(&format!("fill{i}"), &Change::default()).unwrap();
+        }
+        assert_eq!(p.applied.len(), REMEMBERED_TXS, "bounded memory");
     }
 
     #[test]

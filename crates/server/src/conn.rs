@@ -274,14 +274,13 @@ impl Conn {
             Err(answer) => return self.reply(req.id, answer),
         };
         let session_id = random_session_id();
-        let topics = [guildhall_game::player_topic(&player_id)];
-        let session = self.shared.sessions.open(
-            session_id,
-            &player_id,
-            &topics,
-            self.shared.runtime.pubsub(),
-            dispatch::event_to_push,
-        );
+        let mut topics = vec![("player", guildhall_game::player_topic(&player_id))];
+        if let Some(guild) = &player.guild {
+            topics.push(("guild", guildhall_game::guild_topic(guild)));
+        }
+        let session =
+            self.shared.sessions.open(session_id, &player_id, &topics, &self.shared.runtime, dispatch::deliver_event);
+        let player = dispatch::player_pb(&player);
         session.attach(self.id, 0).expect("a new session accepts its first connection");
         let (token, expires) = self.shared.signer.issue(&player_id, session_id);
         let resp = pb::LoginResponse {

@@ -15,7 +15,7 @@ use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
-use guildhall_entity::{Event, PubSub, Subscriber, SubscriptionId};
+use guildhall_entity::{Event, PubSub, Runtime, Subscriber, SubscriptionId};
 use guildhall_protocol::pb::{self, envelope::Kind};
 use guildhall_protocol::{encode_envelope, Status};
 use tokio::sync::Notify;
@@ -116,8 +116,29 @@ struct State {
     conn: Option<u64>,
     detached_at_ms: Option<u64>,
     ended: Option<(Status, String)>,
-    subscriptions: Vec<(String, SubscriptionId)>,
+    /// (slot, topic, subscription): a slot ("player", "guild") holds at most
+    /// one topic, so following a guild change replaces the old guild's topic.
+    subscriptions: Vec<(&'static str, String, SubscriptionId)>,
 }
+
+/// What a session does with one published event.
+#[derive(Debug, Default)]
+pub struct Delivery {
+    /// The push to send, if any.
+    pub push: Option<pb::Event>,
+    /// A subscription to change first (e.g. the player joined a guild).
+    pub resubscribe: Option<Resubscribe>,
+}
+
+/// Replace the topic of a subscription slot (`None`: drop the slot).
+#[derive(Debug)]
+pub struct Resubscribe {
+    pub slot: &'static str,
+    pub topic: Option<String>,
+}
+
+/// Converts events into deliveries; supplied by the wire edge.
+pub type Convert = fn(&Event) -> Delivery;
 
 pub struct Session {
     pub id: u64,
@@ -314,7 +335,7 @@ impl Session {
             st.results.clear();
             std::mem::take(&mut st.subscriptions)
         };
-        for (topic, id) in subs {
+        for (_, topic, id) in subs {
             pubsub.unsubscribe(&topic, id);
         }
         self.notify.notify_waiters();
@@ -324,16 +345,51 @@ impl Session {
     }
 }
 
+impl Session {
+    /// Subscribes slot `slot` to `topic`, replacing what the slot held.
+    pub fn resubscribe(self: &Arc<Self>, slot: &'static str, topic: Option<String>, runtime: &Runtime, convert: Convert) {
+        let mut st = self.lock();
+        if st.ended.is_some() {
+            return;
+        }
+        if let Some(i) = st.subscriptions.iter().position(|(s, _, _)| *s == slot) {
+            let (_, old, id) = st.subscriptions.remove(i);
+            if Some(&old) == topic.as_ref() {
+                st.subscriptions.push((slot, old, id));
+                return;
+            }
+            runtime.pubsub().unsubscribe(&old, id);
+        }
+        if let Some(topic) = topic {
+            let sub = Arc::new(SessionSubscriber { session: Arc::downgrade(self), runtime: runtime.clone(), convert });
+            let id = runtime.pubsub().subscribe(&topic, sub);
+            st.subscriptions.push((slot, topic, id));
+        }
+    }
+
+    /// Topics this session is subscribed to.
+    pub fn topics(&self) -> Vec<String> {
+        self.lock().subscriptions.iter().map(|(_, t, _)| t.clone()).collect()
+    }
+}
+
 /// Pub/sub delivery into a session: the event becomes a sequenced push.
 struct SessionSubscriber {
     session: std::sync::Weak<Session>,
-    convert: fn(&Event) -> Option<pb::Event>,
+    /// To follow subscription changes (a guild joined) from inside delivery.
+    runtime: Runtime,
+    convert: Convert,
 }
 
 impl Subscriber for SessionSubscriber {
     fn deliver(&self, event: &Event) {
-        if let (Some(session), Some(pb_event)) = (self.session.upgrade(), (self.convert)(event)) {
-            session.emit_push(&event.topic, pb_event);
+        let Some(session) = self.session.upgrade() else { return };
+        let delivery = (self.convert)(event);
+        if let Some(Resubscribe { slot, topic }) = delivery.resubscribe {
+            session.resubscribe(slot, topic, &self.runtime, self.convert);
+        }
+        if let Some(push) = delivery.push {
+            session.emit_push(&event.topic, push);
         }
     }
 }
@@ -357,17 +413,15 @@ impl Sessions {
         &self,
         session_id: u64,
         player_id: &str,
-        topics: &[String],
-        pubsub: &PubSub,
-        convert: fn(&Event) -> Option<pb::Event>,
+        topics: &[(&'static str, String)],
+        runtime: &Runtime,
+        convert: Convert,
     ) -> Arc<Session> {
+        let pubsub = runtime.pubsub();
         let session = Arc::new(Session::new(session_id, Arc::from(player_id), self.limits));
-        let mut subs = Vec::with_capacity(topics.len());
-        for topic in topics {
-            let sub = Arc::new(SessionSubscriber { session: Arc::downgrade(&session), convert });
-            subs.push((topic.clone(), pubsub.subscribe(topic, sub)));
+        for (slot, topic) in topics {
+            session.resubscribe(slot, Some(topic.clone()), runtime, convert);
         }
-        session.lock().subscriptions = subs;
         let old = {
             let mut by_player = self.by_player.lock().expect("sessions lock");
             by_player.insert(session.player_id.clone(), session_id)
@@ -527,13 +581,23 @@ mod tests {
         assert_eq!(s.begin_request(5), Begin::TooOld, "forgotten after the window");
     }
 
-    #[test]
-    fn opening_a_second_session_takes_over_the_first() {
-        let ps = PubSub::new();
+    fn runtime() -> Runtime {
+        Runtime::builder(Arc::new(guildhall_store::MemoryStore::new()), Arc::new(guildhall_entity::ManualClock::default()))
+            .build()
+    }
+
+    fn push_all(_: &Event) -> Delivery {
+        Delivery { push: Some(pb::Event::default()), resubscribe: None }
+    }
+
+    #[tokio::test]
+    async fn opening_a_second_session_takes_over_the_first() {
+        let rt = runtime();
+        let ps = rt.pubsub();
         let sessions = Sessions::new(limits());
-        let a = sessions.open(1, "p", &["player/p".into()], &ps, |_| Some(pb::Event::default()));
+        let a = sessions.open(1, "p", &[("player", "player/p".into())], &rt, push_all);
         a.attach(10, 0).unwrap();
-        let b = sessions.open(2, "p", &["player/p".into()], &ps, |_| Some(pb::Event::default()));
+        let b = sessions.open(2, "p", &[("player", "player/p".into())], &rt, push_all);
         assert!(matches!(a.pending(10), Pending::Ended(Status::SessionTakenOver, _)));
         assert!(sessions.get(1).is_none());
         assert_eq!(sessions.of_player("p").unwrap().id, 2);
@@ -541,15 +605,30 @@ mod tests {
         assert_eq!(b.buffered(), 1);
     }
 
-    #[test]
-    fn detached_sessions_expire_after_the_window() {
-        let ps = PubSub::new();
+    #[tokio::test]
+    async fn slots_follow_topic_changes() {
+        let rt = runtime();
         let sessions = Sessions::new(limits());
-        let s = sessions.open(1, "p", &[], &ps, |_| None);
+        let s = sessions.open(1, "p", &[("player", "player/p".into())], &rt, push_all);
+        s.resubscribe("guild", Some("guild/a".into()), &rt, push_all);
+        s.resubscribe("guild", Some("guild/b".into()), &rt, push_all);
+        assert_eq!(s.topics(), vec!["player/p".to_string(), "guild/b".to_string()]);
+        assert_eq!(rt.pubsub().publish("guild/a", Bytes::new()), 0, "the old guild's topic was dropped");
+        assert_eq!(rt.pubsub().publish("guild/b", Bytes::new()), 1);
+        s.resubscribe("guild", None, &rt, push_all);
+        assert_eq!(rt.pubsub().topic_count(), 1);
+    }
+
+    #[tokio::test]
+    async fn detached_sessions_expire_after_the_window() {
+        let rt = runtime();
+        let ps = rt.pubsub();
+        let sessions = Sessions::new(limits());
+        let s = sessions.open(1, "p", &[], &rt, push_all);
         s.attach(10, 0).unwrap();
         s.detach(10, 1_000);
-        assert_eq!(sessions.expire(60_999, 60_000, &ps), 0);
-        assert_eq!(sessions.expire(61_000, 60_000, &ps), 1);
+        assert_eq!(sessions.expire(60_999, 60_000, ps), 0);
+        assert_eq!(sessions.expire(61_000, 60_000, ps), 1);
         assert!(sessions.get(1).is_none());
         assert!(matches!(s.attach(11, 0), Err(AttachError::Ended(Status::SessionExpired, _))));
     }

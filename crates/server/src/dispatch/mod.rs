@@ -1,0 +1,93 @@
+//! The wire edge: decodes a request's protobuf payload, calls the game's
+//! entities with domain messages, and encodes the domain reply back to
+//! protobuf. The only place where protobuf types and game types meet.
+//!
+//! One module per area of the game; each exports `METHODS` and `run`.
+
+mod player;
+
+pub use player::{login_player, player_pb};
+
+use guildhall_entity::{CallError, Event, Runtime};
+use guildhall_game::{GameError, GameEvent};
+use guildhall_protocol::{method, pb, Status};
+use prost::Message;
+
+use crate::session::{Answer, Delivery, Resubscribe};
+
+/// Methods that need a session and run through [`dispatch`].
+pub fn is_game_method(m: &str) -> bool {
+    player::METHODS.contains(&m)
+}
+
+/// A bounded label for metrics: known methods by name, anything else "other".
+pub fn metric_name(m: &str) -> &'static str {
+    method::ALL.iter().find(|k| **k == m).copied().unwrap_or("other")
+}
+
+/// Runs one game request for `player_id`.
+pub async fn dispatch(rt: &Runtime, player_id: &str, m: &str, payload: &[u8]) -> Answer {
+    let result = if player::METHODS.contains(&m) {
+        player::run(rt, player_id, m, payload).await
+    } else {
+        Err(Answer::err(Status::UnknownMethod, format!("unknown method {m:?}")))
+    };
+    match result {
+        Ok(bytes) => Answer::ok(bytes),
+        Err(answer) => answer,
+    }
+}
+
+pub(crate) fn decode<M: Message + Default>(payload: &[u8]) -> Result<M, Answer> {
+    M::decode(payload).map_err(|e| {
+        let name = std::any::type_name::<M>().rsplit("::").next().unwrap_or("payload");
+        Answer::err(Status::BadRequest, format!("{name} does not decode: {e}"))
+    })
+}
+
+/// The documented status of each game refusal.
+pub fn game_error(e: &GameError) -> Answer {
+    let status = match e {
+        GameError::NotEnoughGold { .. } => Status::NotEnoughGold,
+        GameError::NotEnoughGems { .. } => Status::NotEnoughGems,
+        GameError::NotEnoughMana { .. } => Status::NotEnoughMana,
+        GameError::NotEnoughCards { .. } => Status::NotEnoughCards,
+        GameError::UnknownCard(_) => Status::UnknownCard,
+        GameError::MaxLevel(_) => Status::MaxLevel,
+    };
+    Answer::err(status, e.to_string())
+}
+
+pub(crate) fn call_error(e: &CallError) -> Answer {
+    tracing::warn!(error = %e, "entity call failed");
+    let status = match e {
+        CallError::Timeout | CallError::Unreachable(_) | CallError::Stopped | CallError::ShuttingDown => {
+            Status::Unavailable
+        }
+        CallError::Persist { stale: true, .. } => Status::Unavailable,
+        _ => Status::Internal,
+    };
+    Answer::err(status, format!("{e}; retry later"))
+}
+
+/// Turns a published game event into what a session does with it: usually a
+/// push; for a guild change also a new guild subscription.
+pub fn deliver_event(event: &Event) -> Delivery {
+    let game = match GameEvent::decode(&event.payload) {
+        Ok(g) => g,
+        Err(e) => {
+            tracing::warn!(topic = %event.topic, error = %e, "undecodable event dropped");
+            return Delivery::default();
+        }
+    };
+    let mut resubscribe = None;
+    let kind = match game {
+        GameEvent::PlayerUpdated(p) => pb::event::Kind::PlayerUpdated(pb::PlayerUpdated { player: Some(player_pb(&p)) }),
+        GameEvent::Notice { text } => pb::event::Kind::Notice(pb::Notice { text }),
+        GameEvent::GuildChanged { guild } => {
+            resubscribe = Some(Resubscribe { slot: "guild", topic: guild.as_deref().map(guildhall_game::guild_topic) });
+            pb::event::Kind::GuildChanged(pb::GuildChanged { guild_id: guild.unwrap_or_default() })
+        }
+    };
+    Delivery { push: Some(pb::Event { kind: Some(kind) }), resubscribe }
+}
