@@ -26,7 +26,10 @@ async fn run(config: ClientConfig, device: &str) -> Result<(), ClientError> {
     let mut events = client.events();
     let mut pushes = client.pushes();
     let login = client.login_device(device).await?;
-    println!("[{label}] login: player {} created={} window={}ms", login.player_id, login.created, login.resume_window_ms);
+    println!(
+        "[{label}] login: player {} created={} window={}ms",
+        login.player_id, login.created, login.resume_window_ms
+    );
     println!("[{label}] last_seq after login: {}", client.last_seq());
 
     let player = client.get_player().await?.player.unwrap_or_default();
@@ -92,7 +95,11 @@ async fn run(config: ClientConfig, device: &str) -> Result<(), ClientError> {
         }
     }
     let after = client.get_player().await?.player.unwrap_or_default().battles;
-    println!("[{label}] in-flight battles: {won_or_lost} ok, server counted {}; stats {:?}", after - before, client.stats());
+    println!(
+        "[{label}] in-flight battles: {won_or_lost} ok, server counted {}; stats {:?}",
+        after - before,
+        client.stats()
+    );
     assert_eq!(after - before, won_or_lost, "every battle ran exactly once");
 
     // Another device logs in: this one is taken over.

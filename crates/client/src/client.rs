@@ -147,7 +147,11 @@ impl Client {
 
     /// Sends a command and waits for its reply within the request timeout,
     /// counting the call in the stats.
-    async fn wait(&self, cmd: Command, rx: oneshot::Receiver<Result<Bytes, ClientError>>) -> Result<Bytes, ClientError> {
+    async fn wait(
+        &self,
+        cmd: Command,
+        rx: oneshot::Receiver<Result<Bytes, ClientError>>,
+    ) -> Result<Bytes, ClientError> {
         let stats = &self.shared().stats;
         bump(&stats.requests);
         let result = match self.command(cmd) {
@@ -307,7 +311,8 @@ impl Client {
         Resp: Message + Default,
     {
         let (reply, rx) = oneshot::channel();
-        let cmd = Command::Call { method: method.to_string(), payload: req.encode_to_vec().into(), reply, drop_after: true };
+        let cmd =
+            Command::Call { method: method.to_string(), payload: req.encode_to_vec().into(), reply, drop_after: true };
         let payload = self.wait(cmd, rx).await?;
         Ok(Resp::decode(payload)?)
     }

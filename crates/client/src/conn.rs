@@ -87,10 +87,7 @@ fn ws_config(max_frame: usize) -> WebSocketConfig {
 /// Whether an I/O error just means "the peer is gone", which `recv` reports
 /// as the end of the stream like a clean close.
 fn is_disconnect(e: &io::Error) -> bool {
-    matches!(
-        e.kind(),
-        io::ErrorKind::ConnectionReset | io::ErrorKind::ConnectionAborted | io::ErrorKind::BrokenPipe
-    )
+    matches!(e.kind(), io::ErrorKind::ConnectionReset | io::ErrorKind::ConnectionAborted | io::ErrorKind::BrokenPipe)
 }
 
 impl Connection {
@@ -110,7 +107,11 @@ impl Connection {
 
     /// Connects over TCP from source address `local` (e.g. one of
     /// 127.0.0.x, to spread many connections over several source addresses).
-    pub async fn connect_tcp_with(addr: SocketAddr, local: Option<IpAddr>, max_frame: usize) -> Result<Self, ClientError> {
+    pub async fn connect_tcp_with(
+        addr: SocketAddr,
+        local: Option<IpAddr>,
+        max_frame: usize,
+    ) -> Result<Self, ClientError> {
         let stream = tcp_stream(addr, local).await?;
         Ok(Self::from_tcp(stream, max_frame))
     }
@@ -235,7 +236,12 @@ impl Connection {
     }
 
     /// Sends a request whose payload is `message`, encoded here.
-    pub async fn send_message<M: prost::Message>(&mut self, id: u64, method: &str, message: &M) -> Result<(), ClientError> {
+    pub async fn send_message<M: prost::Message>(
+        &mut self,
+        id: u64,
+        method: &str,
+        message: &M,
+    ) -> Result<(), ClientError> {
         self.send_request(id, method, message.encode_to_vec()).await
     }
 
@@ -308,7 +314,10 @@ impl Connection {
                 Some(Kind::Response(r)) if r.id == id => return Ok(r),
                 Some(Kind::Ping(p)) => self.send(Kind::Pong(pb::Pong { nonce: p.nonce })).await?,
                 Some(Kind::Close(c)) => {
-                    return Err(ClientError::Closed { status: crate::error::status_from_wire(c.status), reason: c.reason })
+                    return Err(ClientError::Closed {
+                        status: crate::error::status_from_wire(c.status),
+                        reason: c.reason,
+                    })
                 }
                 Some(_) => continue,
                 None => return Err(ClientError::Disconnected),
@@ -318,7 +327,12 @@ impl Connection {
 
     /// Sends a request and waits for its response (see
     /// [`wait_response`](Self::wait_response)).
-    pub async fn request<M: prost::Message>(&mut self, id: u64, method: &str, message: &M) -> Result<pb::Response, ClientError> {
+    pub async fn request<M: prost::Message>(
+        &mut self,
+        id: u64,
+        method: &str,
+        message: &M,
+    ) -> Result<pb::Response, ClientError> {
         self.send_message(id, method, message).await?;
         self.wait_response(id).await
     }

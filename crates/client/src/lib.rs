@@ -59,6 +59,9 @@
 
 mod backoff;
 mod client;
+// @guild-client
+// @market-client
+// @expedition-client
 mod config;
 mod conn;
 mod error;

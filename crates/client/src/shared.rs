@@ -87,11 +87,10 @@ impl Shared {
 
     /// The error a call gets once the task is gone.
     pub fn terminal(&self) -> ClientError {
-        self.terminal
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone()
-            .unwrap_or_else(|| ClientError::Closed { status: guildhall_protocol::Status::Ok, reason: "client ended".into() })
+        self.terminal.lock().unwrap_or_else(|e| e.into_inner()).clone().unwrap_or_else(|| ClientError::Closed {
+            status: guildhall_protocol::Status::Ok,
+            reason: "client ended".into(),
+        })
     }
 
     pub fn set_terminal(&self, err: ClientError) {

@@ -368,7 +368,9 @@ impl Task {
             return;
         };
         match cmd {
-            Command::Call { method, payload, reply, drop_after } => self.on_call(method, payload, reply, drop_after).await,
+            Command::Call { method, payload, reply, drop_after } => {
+                self.on_call(method, payload, reply, drop_after).await
+            }
             Command::Resume { reply } => self.on_manual_resume(reply).await,
             Command::Ping { reply } => {
                 if !self.can_send_calls() && !matches!(self.phase, Phase::Resuming { .. }) {
@@ -457,7 +459,13 @@ impl Task {
         let payload = pb::ResumeRequest { token, last_seq: self.seq.last() }.encode_to_vec();
         let id = self.alloc_id();
         tracing::debug!(id, last_seq = self.seq.last(), "resuming session");
-        let pending = Pending { method: method::RESUME.into(), payload: payload.into(), kind: CallKind::Resume, reply, sent_gen: None };
+        let pending = Pending {
+            method: method::RESUME.into(),
+            payload: payload.into(),
+            kind: CallKind::Resume,
+            reply,
+            sent_gen: None,
+        };
         self.pending.insert(id, pending);
         self.send_pending(id).await;
     }
@@ -512,7 +520,11 @@ impl Task {
             SeqCheck::Gap => {
                 let last = self.seq.last();
                 if self.logged_in && self.cfg.auto_reconnect && self.gap_guard != Some(last) {
-                    tracing::warn!(expected = last + 1, got = seq, "sequence gap: resuming to get the missing messages");
+                    tracing::warn!(
+                        expected = last + 1,
+                        got = seq,
+                        "sequence gap: resuming to get the missing messages"
+                    );
                     self.gap_guard = Some(last);
                     self.lose(Loss::Gap);
                     return false;

@@ -32,9 +32,7 @@ impl Flusher {
     /// Queues a write and waits for its commit.
     pub async fn write(&self, op: WriteOp) -> Result<Version, StoreError> {
         let (done, wait) = oneshot::channel();
-        self.tx
-            .send(WriteRequest { op, done })
-            .map_err(|_| StoreError::Backend("flusher stopped".into()))?;
+        self.tx.send(WriteRequest { op, done }).map_err(|_| StoreError::Backend("flusher stopped".into()))?;
         wait.await.map_err(|_| StoreError::Backend("flusher dropped the write".into()))?
     }
 }

@@ -191,9 +191,7 @@ impl Runtime {
             self.deliver::<E>(key, Letter::Call { msg, reply: Some(reply) }).await?;
             wait.await.map_err(|_| CallError::Stopped)?
         };
-        tokio::time::timeout(self.inner.config.call_timeout, deliver_and_wait)
-            .await
-            .unwrap_or(Err(CallError::Timeout))
+        tokio::time::timeout(self.inner.config.call_timeout, deliver_and_wait).await.unwrap_or(Err(CallError::Timeout))
     }
 
     /// Sends `msg` without waiting for the handler (it may still wait for

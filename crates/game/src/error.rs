@@ -16,4 +16,7 @@ pub enum GameError {
     UnknownCard(u32),
     #[error("card {0} is at its maximum level")]
     MaxLevel(u32),
+    // @guild-errors
+    // @market-errors
+    // @expedition-errors
 }

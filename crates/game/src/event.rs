@@ -14,6 +14,9 @@ pub enum GameEvent {
     /// The player joined, left or was removed from a guild. The session
     /// follows it: it subscribes to the new guild's topic.
     GuildChanged { guild: Option<String> },
+    // @guild-events
+    // @market-events
+    // @expedition-events
 }
 
 impl GameEvent {

@@ -4,6 +4,9 @@
 //! The server maps these domain types to the wire at its edge.
 
 pub mod catalogue;
+// @guild-mods
+// @market-mods
+// @expedition-mods
 pub mod error;
 pub mod event;
 pub mod player;
@@ -19,7 +22,21 @@ use guildhall_entity::RuntimeBuilder;
 
 /// Registers every entity kind of the game with a runtime builder.
 pub fn register(builder: RuntimeBuilder) -> RuntimeBuilder {
-    builder.register::<Player>()
+    let builder = builder.register::<Player>();
+    // @guild-register
+    // @market-register
+    // @expedition-register
+    builder
+}
+
+/// Periodic work of the game's hubs (expiries, retries of unfinished
+/// transaction steps, the expedition clock). The server calls it from its
+/// maintenance tick, after moving nothing: hubs read the injected clock.
+pub async fn tick(rt: &guildhall_entity::Runtime) {
+    let _ = rt;
+    // @guild-tick
+    // @market-tick
+    // @expedition-tick
 }
 
 /// Topic of a guild's events (joins, chat, help, standings); members'

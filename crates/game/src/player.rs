@@ -97,11 +97,20 @@ pub enum PlayerMsg {
     /// and durable before the reply. `notify` pushes the new state (and the
     /// notice, if any) to the player's session: set it when the change comes
     /// from someone else (a sale, a donation, a prize).
-    Apply { tx: String, change: Change, notify: bool, notice: Option<String> },
+    Apply {
+        tx: String,
+        change: Change,
+        notify: bool,
+        notice: Option<String>,
+    },
     /// The guild hub tells the player which guild it is in.
-    SetGuild { guild: Option<String> },
+    SetGuild {
+        guild: Option<String>,
+    },
     OpenChest,
-    UpgradeCard { kind: u32 },
+    UpgradeCard {
+        kind: u32,
+    },
     Battle,
 }
 
@@ -587,7 +596,10 @@ mod tests {
         for _ in 0..40 {
             now += MANA_REGEN_MS * BATTLE_MANA_COST as u64;
             let (won, gold, xp, points, up) = p.battle(now).unwrap();
-            assert_eq!(gold, if won { WIN_GOLD + WIN_GOLD_PER_LEVEL * (p.level as u64 - up as u64) } else { LOSS_GOLD });
+            assert_eq!(
+                gold,
+                if won { WIN_GOLD + WIN_GOLD_PER_LEVEL * (p.level as u64 - up as u64) } else { LOSS_GOLD }
+            );
             assert_eq!(xp, if won { WIN_XP } else { LOSS_XP });
             assert_eq!(points, if won { WIN_POINTS } else { LOSS_POINTS });
             leveled |= up;

@@ -16,5 +16,22 @@ pub const UPGRADE_CARD: &str = "player.upgrade_card";
 /// `BattleRequest` -> `BattleResponse`
 pub const BATTLE: &str = "player.battle";
 
+// @guild-methods
+
+// @market-methods
+
+// @expedition-methods
+
 /// Every method, for documentation and tests.
-pub const ALL: &[&str] = &[LOGIN, RESUME, LOGOUT, PLAYER_GET, OPEN_CHEST, UPGRADE_CARD, BATTLE];
+pub const ALL: &[&str] = &[
+    LOGIN,
+    RESUME,
+    LOGOUT,
+    PLAYER_GET,
+    OPEN_CHEST,
+    UPGRADE_CARD,
+    BATTLE,
+    // @guild-all
+    // @market-all
+    // @expedition-all
+];

@@ -81,9 +81,7 @@ async fn notice(State(shared): State<Arc<Shared>>, Path(id): Path<String>, body:
     if body.is_empty() || body.len() > 1024 {
         return (StatusCode::BAD_REQUEST, "notice text must be 1 to 1024 bytes\n").into_response();
     }
-    let n = shared
-        .runtime
-        .pubsub()
-        .publish(&guildhall_game::player_topic(&id), GameEvent::Notice { text: body }.encode());
+    let n =
+        shared.runtime.pubsub().publish(&guildhall_game::player_topic(&id), GameEvent::Notice { text: body }.encode());
     Json(json!({ "delivered_to": n })).into_response()
 }

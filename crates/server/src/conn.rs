@@ -22,10 +22,10 @@ use tokio::time::Instant;
 
 use crate::auth::{player_id_for_device, random_session_id, TokenError};
 use crate::dispatch;
+use crate::ratelimit::TokenBucket;
 use crate::session::{Answer, AttachError, Begin, Pending, Session};
 use crate::shared::Shared;
 use crate::transport::{RecvError, Transport};
-use crate::ratelimit::TokenBucket;
 
 /// How a connection ends.
 enum Exit {
@@ -225,7 +225,9 @@ impl Conn {
                 };
                 match session.begin_request(req.id) {
                     Begin::Execute => {
-                        let answer = dispatch::dispatch(&self.shared.runtime, &session.player_id, &req.method, &req.payload).await;
+                        let answer =
+                            dispatch::dispatch(&self.shared.runtime, &session.player_id, &req.method, &req.payload)
+                                .await;
                         if answer.status != Status::Ok {
                             metrics::counter!("guildhall_request_errors_total", "status" => answer.status.as_str_name())
                                 .increment(1);
@@ -244,8 +246,7 @@ impl Conn {
                 }
             }
         }
-        metrics::histogram!("guildhall_request_seconds", "method" => metric)
-            .record(started.elapsed().as_secs_f64());
+        metrics::histogram!("guildhall_request_seconds", "method" => metric).record(started.elapsed().as_secs_f64());
     }
 
     async fn login(&mut self, req: pb::Request) {
@@ -317,7 +318,12 @@ impl Conn {
         }
         let window_ms = self.shared.config.resume_window_secs * 1000;
         if crate::session::Sessions::is_expired(&session, self.shared.now_ms(), window_ms) {
-            self.shared.sessions.end(session.id, Status::SessionExpired, "resume window passed", self.shared.runtime.pubsub());
+            self.shared.sessions.end(
+                session.id,
+                Status::SessionExpired,
+                "resume window passed",
+                self.shared.runtime.pubsub(),
+            );
             return self.reply(req.id, expired());
         }
         match session.attach(self.id, resume.last_seq) {
@@ -327,9 +333,8 @@ impl Conn {
                 self.session = Some(session);
                 metrics::counter!("guildhall_resumes_total").increment(1);
             }
-            Err(AttachError::Ended(_, reason)) => {
-                self.reply(req.id, Answer::err(Status::SessionExpired, format!("session ended ({reason}); log in again")))
-            }
+            Err(AttachError::Ended(_, reason)) => self
+                .reply(req.id, Answer::err(Status::SessionExpired, format!("session ended ({reason}); log in again"))),
             Err(AttachError::ReplayGap { last_seq, oldest }) => self.reply(
                 req.id,
                 Answer::err(

@@ -228,6 +228,7 @@ async fn stopped(rx: &mut watch::Receiver<bool>) {
 async fn maintain(shared: &Shared) {
     let now = shared.now_ms();
     shared.sessions.expire(now, shared.config.resume_window_secs * 1000, shared.runtime.pubsub());
+    guildhall_game::tick(&shared.runtime).await;
     shared.runtime.maintain().await;
     metrics::gauge!("guildhall_sessions").set(shared.sessions.count() as f64);
     admin::prometheus().run_upkeep();
@@ -284,14 +285,14 @@ async fn accept_ws(shared: Arc<Shared>, listener: TcpListener, cap: Arc<Semaphor
     .await
 }
 
-async fn ws_handshake(
-    stream: TcpStream,
-    max_frame: usize,
-) -> Option<tokio_tungstenite::WebSocketStream<TcpStream>> {
+async fn ws_handshake(stream: TcpStream, max_frame: usize) -> Option<tokio_tungstenite::WebSocketStream<TcpStream>> {
     use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
     let config = WebSocketConfig::default().max_message_size(Some(max_frame)).max_frame_size(Some(max_frame));
-    match tokio::time::timeout(Duration::from_secs(10), tokio_tungstenite::accept_async_with_config(stream, Some(config)))
-        .await
+    match tokio::time::timeout(
+        Duration::from_secs(10),
+        tokio_tungstenite::accept_async_with_config(stream, Some(config)),
+    )
+    .await
     {
         Ok(Ok(ws)) => Some(ws),
         Ok(Err(e)) => {

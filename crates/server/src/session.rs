@@ -347,7 +347,13 @@ impl Session {
 
 impl Session {
     /// Subscribes slot `slot` to `topic`, replacing what the slot held.
-    pub fn resubscribe(self: &Arc<Self>, slot: &'static str, topic: Option<String>, runtime: &Runtime, convert: Convert) {
+    pub fn resubscribe(
+        self: &Arc<Self>,
+        slot: &'static str,
+        topic: Option<String>,
+        runtime: &Runtime,
+        convert: Convert,
+    ) {
         let mut st = self.lock();
         if st.ended.is_some() {
             return;
@@ -582,8 +588,11 @@ mod tests {
     }
 
     fn runtime() -> Runtime {
-        Runtime::builder(Arc::new(guildhall_store::MemoryStore::new()), Arc::new(guildhall_entity::ManualClock::default()))
-            .build()
+        Runtime::builder(
+            Arc::new(guildhall_store::MemoryStore::new()),
+            Arc::new(guildhall_entity::ManualClock::default()),
+        )
+        .build()
     }
 
     fn push_all(_: &Event) -> Delivery {

@@ -247,7 +247,8 @@ async fn admin_http_shows_health_metrics_and_entities() {
     let (status, _) = http(admin, "GET", "/entities/dragon", "").await;
     assert_eq!(status, 404);
 
-    let (status, body) = http(admin, "POST", &format!("/players/{}/notice", login.player_id), "server restarts at noon").await;
+    let (status, body) =
+        http(admin, "POST", &format!("/players/{}/notice", login.player_id), "server restarts at noon").await;
     assert_eq!(status, 200);
     assert!(body.contains("\"delivered_to\":1"));
     assert_eq!(notice(&next_push(&mut pushes).await), Some("server restarts at noon"));

@@ -62,7 +62,8 @@ async fn resume_replays_missed_responses_and_pushes_then_dedupes_the_retry() {
 
     // While the player is away, an operator notice arrives.
     let topic = guildhall_game::player_topic(&login.player_id);
-    let delivered = ts.server.runtime().pubsub().publish(&topic, GameEvent::Notice { text: "welcome back".into() }.encode());
+    let delivered =
+        ts.server.runtime().pubsub().publish(&topic, GameEvent::Notice { text: "welcome back".into() }.encode());
     assert_eq!(delivered, 1, "the detached session is still subscribed");
 
     // Resume on a new connection, claiming only the login response was seen.

@@ -5,6 +5,9 @@
 //! One module per area of the game; each exports `METHODS` and `run`.
 
 mod player;
+// @guild-mod
+// @market-mod
+// @expedition-mod
 
 pub use player::{login_player, player_pb};
 
@@ -18,6 +21,9 @@ use crate::session::{Answer, Delivery, Resubscribe};
 /// Methods that need a session and run through [`dispatch`].
 pub fn is_game_method(m: &str) -> bool {
     player::METHODS.contains(&m)
+    // @guild-is-method
+    // @market-is-method
+    // @expedition-is-method
 }
 
 /// A bounded label for metrics: known methods by name, anything else "other".
@@ -29,6 +35,9 @@ pub fn metric_name(m: &str) -> &'static str {
 pub async fn dispatch(rt: &Runtime, player_id: &str, m: &str, payload: &[u8]) -> Answer {
     let result = if player::METHODS.contains(&m) {
         player::run(rt, player_id, m, payload).await
+    // @guild-route
+    // @market-route
+    // @expedition-route
     } else {
         Err(Answer::err(Status::UnknownMethod, format!("unknown method {m:?}")))
     };
@@ -54,6 +63,9 @@ pub fn game_error(e: &GameError) -> Answer {
         GameError::NotEnoughCards { .. } => Status::NotEnoughCards,
         GameError::UnknownCard(_) => Status::UnknownCard,
         GameError::MaxLevel(_) => Status::MaxLevel,
+        // @guild-status-map
+        // @market-status-map
+        // @expedition-status-map
     };
     Answer::err(status, e.to_string())
 }
@@ -82,12 +94,16 @@ pub fn deliver_event(event: &Event) -> Delivery {
     };
     let mut resubscribe = None;
     let kind = match game {
-        GameEvent::PlayerUpdated(p) => pb::event::Kind::PlayerUpdated(pb::PlayerUpdated { player: Some(player_pb(&p)) }),
+        GameEvent::PlayerUpdated(p) => {
+            pb::event::Kind::PlayerUpdated(pb::PlayerUpdated { player: Some(player_pb(&p)) })
+        }
         GameEvent::Notice { text } => pb::event::Kind::Notice(pb::Notice { text }),
         GameEvent::GuildChanged { guild } => {
             resubscribe = Some(Resubscribe { slot: "guild", topic: guild.as_deref().map(guildhall_game::guild_topic) });
             pb::event::Kind::GuildChanged(pb::GuildChanged { guild_id: guild.unwrap_or_default() })
-        }
+        } // @guild-event-map
+          // @market-event-map
+          // @expedition-event-map
     };
     Delivery { push: Some(pb::Event { kind: Some(kind) }), resubscribe }
 }

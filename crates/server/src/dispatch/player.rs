@@ -40,11 +40,15 @@ fn encode_reply(reply: PlayerReply) -> Bytes {
         PlayerReply::Profile(p) | PlayerReply::Applied(p) => {
             pb::GetPlayerResponse { player: Some(player_pb(&p)) }.encode_to_vec()
         }
-        PlayerReply::LoggedIn { player, .. } => pb::GetPlayerResponse { player: Some(player_pb(&player)) }.encode_to_vec(),
+        PlayerReply::LoggedIn { player, .. } => {
+            pb::GetPlayerResponse { player: Some(player_pb(&player)) }.encode_to_vec()
+        }
         PlayerReply::Chest { cards, gold } => {
             pb::OpenChestResponse { cards: cards.iter().map(card_pb).collect(), gold }.encode_to_vec()
         }
-        PlayerReply::Upgraded { card, gold } => pb::UpgradeCardResponse { card: Some(card_pb(&card)), gold }.encode_to_vec(),
+        PlayerReply::Upgraded { card, gold } => {
+            pb::UpgradeCardResponse { card: Some(card_pb(&card)), gold }.encode_to_vec()
+        }
         PlayerReply::Battle { won, gold_earned, experience_earned, points, leveled_up, player } => pb::BattleResponse {
             won,
             gold_earned,
@@ -104,4 +108,3 @@ pub fn player_pb(p: &PlayerView) -> pb::Player {
         guild_id: p.guild.clone().unwrap_or_default(),
     }
 }
-

@@ -53,7 +53,8 @@ pub async fn start(config: Config) -> TestServer {
 /// off: tests move the clock and call `maintain()` themselves.
 pub async fn start_on(config: Config, store: Arc<dyn Store>, clock: ManualClock) -> TestServer {
     let listeners = Listeners::bind(&config).await.expect("bind port 0");
-    let options = ServerOptions { clock: Arc::new(clock.clone()), store: Some(store.clone()), background_maintenance: false };
+    let options =
+        ServerOptions { clock: Arc::new(clock.clone()), store: Some(store.clone()), background_maintenance: false };
     let server = Server::start(config, listeners, options).await.expect("server starts");
     TestServer { server, clock, store }
 }
