@@ -16,7 +16,9 @@ use guildhall_game::{GameError, GameEvent};
 use guildhall_protocol::{method, pb, Status};
 use prost::Message;
 
-use crate::session::{Answer, Delivery, Resubscribe};
+use std::sync::Arc;
+
+use crate::session::{Answer, Delivery, Resubscribe, Session};
 
 /// Methods that need a session and run through [`dispatch`].
 pub fn is_game_method(m: &str) -> bool {
@@ -31,8 +33,11 @@ pub fn metric_name(m: &str) -> &'static str {
     method::ALL.iter().find(|k| **k == m).copied().unwrap_or("other")
 }
 
-/// Runs one game request for `player_id`.
-pub async fn dispatch(rt: &Runtime, player_id: &str, m: &str, payload: &[u8]) -> Answer {
+/// Runs one game request of `session`'s player. Areas that stream (market
+/// offers) may change the session's subscriptions with
+/// `session.resubscribe(slot, topic, rt, deliver_event)`.
+pub async fn dispatch(rt: &Runtime, session: &Arc<Session>, m: &str, payload: &[u8]) -> Answer {
+    let player_id: &str = &session.player_id;
     let result = if player::METHODS.contains(&m) {
         player::run(rt, player_id, m, payload).await
     // @guild-route
