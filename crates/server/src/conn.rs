@@ -226,8 +226,7 @@ impl Conn {
                 match session.begin_request(req.id) {
                     Begin::Execute => {
                         let answer =
-                            dispatch::dispatch(&self.shared.runtime, &session.player_id, &req.method, &req.payload)
-                                .await;
+                            dispatch::dispatch(&self.shared.runtime, &session, &req.method, &req.payload).await;
                         if answer.status != Status::Ok {
                             metrics::counter!("guildhall_request_errors_total", "status" => answer.status.as_str_name())
                                 .increment(1);
