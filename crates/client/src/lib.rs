@@ -61,6 +61,7 @@ mod backoff;
 mod client;
 // @guild-client
 // @market-client
+mod expedition;
 // @expedition-client
 mod config;
 mod conn;

@@ -18,5 +18,9 @@ pub enum GameError {
     MaxLevel(u32),
     // @guild-errors
     // @market-errors
+    #[error("join a guild first: expeditions are for guilds")]
+    NoGuild,
+    #[error("only the guild's leader or officers can sign it up")]
+    NotOfficer,
     // @expedition-errors
 }

@@ -10,12 +10,17 @@ pub enum GameEvent {
     /// The player's state changed in a way its session should show.
     PlayerUpdated(PlayerView),
     /// A message for the player (level-up, announcements from operators).
-    Notice { text: String },
+    Notice {
+        text: String,
+    },
     /// The player joined, left or was removed from a guild. The session
     /// follows it: it subscribes to the new guild's topic.
-    GuildChanged { guild: Option<String> },
+    GuildChanged {
+        guild: Option<String>,
+    },
     // @guild-events
     // @market-events
+    Expedition(crate::expedition::ExpeditionEvent),
     // @expedition-events
 }
 

@@ -6,6 +6,7 @@
 pub mod catalogue;
 // @guild-mods
 // @market-mods
+pub mod expedition;
 // @expedition-mods
 pub mod error;
 pub mod event;
@@ -25,6 +26,7 @@ pub fn register(builder: RuntimeBuilder) -> RuntimeBuilder {
     let builder = builder.register::<Player>();
     // @guild-register
     // @market-register
+    let builder = builder.register::<expedition::Expedition>();
     // @expedition-register
     builder
 }
@@ -36,6 +38,7 @@ pub async fn tick(rt: &guildhall_entity::Runtime) {
     let _ = rt;
     // @guild-tick
     // @market-tick
+    let _ = rt.cast::<expedition::Expedition>(expedition::SEASON, expedition::ExpeditionMsg::Tick).await;
     // @expedition-tick
 }
 
@@ -49,4 +52,34 @@ pub fn guild_topic(guild_id: &str) -> String {
 /// subscribes to it.
 pub fn player_topic(player_id: &str) -> String {
     format!("player/{player_id}")
+}
+
+/// Settings of the game that come from the server's configuration.
+#[derive(Debug, Clone)]
+pub struct GameConfig {
+    /// Length of an expedition period (a "week"; short for demos and tests).
+    pub expedition_period_ms: u64,
+    /// Expedition rewards paid per tick.
+    pub expedition_payouts_per_tick: usize,
+}
+
+impl Default for GameConfig {
+    fn default() -> Self {
+        Self {
+            expedition_period_ms: expedition::DEFAULT_PERIOD_MS,
+            expedition_payouts_per_tick: expedition::DEFAULT_PAYOUTS_PER_TICK,
+        }
+    }
+}
+
+/// Hands the configuration to the game's hubs; the server calls it at start.
+pub async fn configure(rt: &guildhall_entity::Runtime, config: &GameConfig) -> Result<(), guildhall_entity::CallError> {
+    let msg = expedition::ExpeditionMsg::Configure {
+        period_ms: config.expedition_period_ms,
+        payouts_per_tick: config.expedition_payouts_per_tick,
+    };
+    rt.call::<expedition::Expedition>(expedition::SEASON, msg)
+        .await?
+        .map(|_| ())
+        .map_err(|e| guildhall_entity::CallError::Load(e.to_string()))
 }

@@ -467,6 +467,15 @@ impl Entity for Player {
                 let (won, gold_earned, experience_earned, points, leveled_up) =
                     self.battle(now).inspect_err(|_| ctx.unchanged())?;
                 let player = self.view(now);
+                if let Some(guild) = &self.guild {
+                    // Cast, never call: a player does not wait on a hub.
+                    let msg = crate::expedition::ExpeditionMsg::AddPoints {
+                        guild: guild.clone(),
+                        player: self.id.clone(),
+                        points,
+                    };
+                    ctx.runtime().spawn_cast::<crate::expedition::Expedition>(crate::expedition::SEASON, msg);
+                }
                 if leveled_up {
                     let topic = player_topic(&self.id);
                     ctx.publish(&topic, GameEvent::Notice { text: format!("Level {} reached!", self.level) }.encode());

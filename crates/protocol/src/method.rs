@@ -20,6 +20,10 @@ pub const BATTLE: &str = "player.battle";
 
 // @market-methods
 
+/// `ExpeditionStatusRequest` -> `ExpeditionStatusResponse`
+pub const EXPEDITION_GET: &str = "expedition.get";
+/// `ExpeditionSignUpRequest` -> `ExpeditionSignUpResponse`
+pub const EXPEDITION_SIGNUP: &str = "expedition.signup";
 // @expedition-methods
 
 /// Every method, for documentation and tests.
@@ -33,5 +37,7 @@ pub const ALL: &[&str] = &[
     BATTLE,
     // @guild-all
     // @market-all
+    EXPEDITION_GET,
+    EXPEDITION_SIGNUP,
     // @expedition-all
 ];

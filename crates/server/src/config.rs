@@ -51,6 +51,10 @@ pub struct Config {
     pub entity_idle_secs: u64,
     /// How long a request waits for an entity.
     pub call_timeout_ms: u64,
+    /// Length of an expedition period (a game "week"), in seconds.
+    pub expedition_period_secs: u64,
+    /// Expedition rewards paid per maintenance tick.
+    pub expedition_payouts_per_tick: usize,
     /// Log format: "json" or "text".
     pub log_format: String,
     /// Log filter, e.g. "info" or "guildhall_server=debug,info".
@@ -79,6 +83,8 @@ impl Default for Config {
             flush_interval_ms: 2_000,
             entity_idle_secs: 300,
             call_timeout_ms: 5_000,
+            expedition_period_secs: 7 * 24 * 3600,
+            expedition_payouts_per_tick: 200,
             log_format: "json".into(),
             log_level: "info".into(),
         }

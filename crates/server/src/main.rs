@@ -54,6 +54,9 @@ struct ServeArgs {
     /// Requests per second allowed per connection.
     #[arg(long, env = "GUILDHALL_RATE_LIMIT_PER_SEC")]
     rate_limit_per_sec: Option<u32>,
+    /// Length of an expedition period in seconds (a game "week").
+    #[arg(long, env = "GUILDHALL_EXPEDITION_PERIOD_SECS")]
+    expedition_period_secs: Option<u64>,
     /// Log format: json or text.
     #[arg(long, env = "GUILDHALL_LOG_FORMAT")]
     log_format: Option<String>,
@@ -86,6 +89,7 @@ impl ServeArgs {
             resume_window_secs,
             flush_interval_ms,
             rate_limit_per_sec,
+            expedition_period_secs,
             log_format,
             log_level
         );

@@ -111,6 +111,11 @@ impl Server {
             ..RuntimeConfig::default()
         };
         let runtime = guildhall_game::register(Runtime::builder(store, clock.clone()).config(runtime_config)).build();
+        let game_config = guildhall_game::GameConfig {
+            expedition_period_ms: config.expedition_period_secs.max(1) * 1000,
+            expedition_payouts_per_tick: config.expedition_payouts_per_tick.max(1),
+        };
+        guildhall_game::configure(&runtime, &game_config).await.map_err(|e| StartError::Store(e.to_string()))?;
         let secret = match &config.secret {
             Some(s) if !s.is_empty() => s.clone(),
             _ => {

@@ -7,6 +7,7 @@
 mod player;
 // @guild-mod
 // @market-mod
+mod expedition;
 // @expedition-mod
 
 pub use player::{login_player, player_pb};
@@ -25,6 +26,7 @@ pub fn is_game_method(m: &str) -> bool {
     player::METHODS.contains(&m)
     // @guild-is-method
     // @market-is-method
+        || expedition::METHODS.contains(&m)
     // @expedition-is-method
 }
 
@@ -42,6 +44,8 @@ pub async fn dispatch(rt: &Runtime, session: &Arc<Session>, m: &str, payload: &[
         player::run(rt, player_id, m, payload).await
     // @guild-route
     // @market-route
+    } else if expedition::METHODS.contains(&m) {
+        expedition::run(rt, player_id, m, payload).await
     // @expedition-route
     } else {
         Err(Answer::err(Status::UnknownMethod, format!("unknown method {m:?}")))
@@ -70,6 +74,8 @@ pub fn game_error(e: &GameError) -> Answer {
         GameError::MaxLevel(_) => Status::MaxLevel,
         // @guild-status-map
         // @market-status-map
+        GameError::NoGuild => Status::ExpeditionNoGuild,
+        GameError::NotOfficer => Status::ExpeditionNotOfficer,
         // @expedition-status-map
     };
     Answer::err(status, e.to_string())
@@ -108,6 +114,7 @@ pub fn deliver_event(event: &Event) -> Delivery {
             pb::event::Kind::GuildChanged(pb::GuildChanged { guild_id: guild.unwrap_or_default() })
         } // @guild-event-map
           // @market-event-map
+        GameEvent::Expedition(e) => expedition::event_pb(e),
           // @expedition-event-map
     };
     Delivery { push: Some(pb::Event { kind: Some(kind) }), resubscribe }

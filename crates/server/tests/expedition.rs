@@ -1,0 +1,172 @@
+//! Expeditions through the real client: sign-up, points from battles, live
+//! standings, the end of the period, rewards paid exactly once (also across a
+//! restart in the middle of paying), and the next period beginning.
+
+mod common;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use common::{start_on, TestServer, WAIT};
+use guildhall_client::{Client, ClientConfig};
+use guildhall_game::expedition::reward_for_rank;
+use guildhall_game::{Player, PlayerMsg};
+use guildhall_protocol::pb::{self, Status};
+use guildhall_store::{MemoryStore, Store};
+
+const PERIOD_SECS: u64 = 3600; // longer than the clock moves for mana in these tests
+
+fn config(payouts_per_tick: usize) -> guildhall_server::Config {
+    let mut c = common::config();
+    c.expedition_period_secs = PERIOD_SECS;
+    c.expedition_payouts_per_tick = payouts_per_tick;
+    c
+}
+
+/// A logged-in player put in `guild` (as the guild hub would do).
+async fn member(ts: &TestServer, device: &str, guild: &str) -> (Client, String) {
+    let c = Client::connect(ClientConfig::tcp(ts.tcp())).await.unwrap();
+    let id = c.login_device(device).await.unwrap().player_id;
+    ts.server.runtime().call::<Player>(&id, PlayerMsg::SetGuild { guild: Some(guild.into()) }).await.unwrap().unwrap();
+    (c, id)
+}
+
+async fn gems(c: &Client) -> u64 {
+    c.get_player().await.unwrap().player.unwrap().gems
+}
+
+/// Battles `n` times (moving the clock for mana) and returns the points won.
+async fn battle(ts: &TestServer, c: &Client, n: usize) -> u64 {
+    let mut points = 0;
+    for _ in 0..n {
+        ts.clock.advance(Duration::from_secs(15));
+        points += c.battle().await.unwrap().points as u64;
+    }
+    points
+}
+
+/// Points are cast from battles: wait until the hub counted them.
+async fn wait_points(ts: &TestServer, guild: &str, points: u64) {
+    for _ in 0..5000 {
+        let state = ts.server.runtime().state_json("expedition", "season").await.unwrap().unwrap();
+        if state["guilds"][guild]["points"].as_u64() == Some(points) {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+    panic!("{guild} never reached {points} points");
+}
+
+async fn next_standings(pushes: &mut tokio::sync::mpsc::UnboundedReceiver<pb::Push>) -> pb::Event {
+    loop {
+        let push = tokio::time::timeout(WAIT, pushes.recv()).await.expect("push in time").unwrap();
+        let event = push.event.unwrap();
+        if matches!(event.kind, Some(pb::event::Kind::ExpeditionStandings(_) | pb::event::Kind::ExpeditionEnded(_))) {
+            return event;
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_period_signs_up_scores_pushes_standings_pays_by_rank_and_starts_again() {
+    let store: Arc<dyn Store> = Arc::new(MemoryStore::new());
+    let ts = start_on(config(100), store, Default::default()).await;
+
+    let loner = Client::connect(ClientConfig::tcp(ts.tcp())).await.unwrap();
+    loner.login_device("no-guild").await.unwrap();
+    let err = loner.expedition_sign_up().await.unwrap_err();
+    assert!(err.is_status(Status::ExpeditionNoGuild), "{err}");
+
+    let (a1, _) = member(&ts, "a1", "ga").await;
+    let mut a1_pushes = a1.pushes();
+    let (a2, _) = member(&ts, "a2", "ga").await;
+    let (b1, _) = member(&ts, "b1", "gb").await;
+    let (_idle, _) = member(&ts, "b-idle", "gb").await;
+
+    let up = a1.expedition_sign_up().await.unwrap();
+    assert_eq!((up.period, up.bracket), (1, 0));
+    assert_eq!(a2.expedition_sign_up().await.unwrap().bracket, 0, "idempotent for the guild");
+    b1.expedition_sign_up().await.unwrap();
+
+    let a_points = battle(&ts, &a1, 3).await + battle(&ts, &a2, 3).await;
+    let b_points = battle(&ts, &b1, 1).await;
+    wait_points(&ts, "ga", a_points).await;
+    wait_points(&ts, "gb", b_points).await;
+    assert!(a_points > b_points, "six battles outscore one");
+
+    // Standings are pushed on the tick.
+    ts.server.maintain().await;
+    let event = next_standings(&mut a1_pushes).await;
+    let Some(pb::event::Kind::ExpeditionStandings(s)) = event.kind else { panic!("{event:?}") };
+    assert_eq!(s.standings.iter().map(|s| (s.guild_id.as_str(), s.rank)).collect::<Vec<_>>(), [("ga", 1), ("gb", 2)]);
+    let status = a1.expedition_status().await.unwrap();
+    assert!(status.signed_up);
+    assert_eq!(status.standings[0].points, a_points);
+
+    let before = (gems(&a1).await, gems(&a2).await, gems(&b1).await, gems(&_idle).await);
+    ts.clock.advance(Duration::from_secs(PERIOD_SECS));
+    ts.server.maintain().await; // ends the period, writes the plan
+    let event = next_standings(&mut a1_pushes).await;
+    assert!(matches!(event.kind, Some(pb::event::Kind::ExpeditionEnded(_))), "{event:?}");
+    ts.server.maintain().await; // pays
+    ts.server.maintain().await; // nothing left to pay
+    let after = (gems(&a1).await, gems(&a2).await, gems(&b1).await, gems(&_idle).await);
+    assert_eq!(after.0 - before.0, reward_for_rank(1));
+    assert_eq!(after.1 - before.1, reward_for_rank(1));
+    assert_eq!(after.2 - before.2, reward_for_rank(2));
+    assert_eq!(after.3, before.3, "a member who did not score is not paid");
+
+    let next = a1.expedition_status().await.unwrap();
+    assert_eq!(next.period, 2, "the next period began by itself");
+    assert!(!next.signed_up);
+    assert_eq!(next.last_results[0].guild_id, "ga");
+}
+
+#[tokio::test]
+async fn rewards_are_paid_exactly_once_across_a_restart_during_the_payout() {
+    let store: Arc<dyn Store> = Arc::new(MemoryStore::new());
+    let ts = start_on(config(2), store.clone(), Default::default()).await;
+    let clock = ts.clock.clone();
+    let mut members = Vec::new();
+    for i in 0..5 {
+        let (c, id) = member(&ts, &format!("pay-{i}"), "gpay").await;
+        members.push((c, id));
+    }
+    members[0].0.expedition_sign_up().await.unwrap();
+    let mut total = 0;
+    for (c, _) in &members {
+        total += battle(&ts, c, 1).await;
+    }
+    wait_points(&ts, "gpay", total).await;
+    let mut before = Vec::new();
+    for (c, _) in &members {
+        before.push(gems(c).await);
+    }
+
+    clock.advance(Duration::from_secs(PERIOD_SECS));
+    ts.server.maintain().await; // plan written
+    ts.server.maintain().await; // two of five paid
+    let state = ts.server.runtime().state_json("expedition", "season").await.unwrap().unwrap();
+    assert_eq!(state["payouts"]["1"].as_array().unwrap().iter().filter(|p| p["paid"] == true).count(), 2);
+    ts.server.shutdown().await;
+
+    let ts = start_on(config(2), store, clock).await;
+    for _ in 0..5 {
+        ts.server.maintain().await; // the rest, then nothing
+    }
+    let state = ts.server.runtime().state_json("expedition", "season").await.unwrap().unwrap();
+    assert!(state["payouts"].as_object().unwrap().is_empty(), "plan complete");
+    assert_eq!(state["gems_paid"], 5 * reward_for_rank(1));
+    for (i, (_, id)) in members.iter().enumerate() {
+        let p = ts.server.runtime().state_json("player", id).await.unwrap().unwrap();
+        assert_eq!(p["gems"].as_u64().unwrap() - before[i], reward_for_rank(1), "member {i} paid exactly once");
+    }
+    // Even a repeated payment order (the crash window between paying and
+    // marking paid) pays nothing more: the transaction id was applied.
+    let id = &members[0].1;
+    let change = guildhall_game::Change { gems: 100, kind: guildhall_game::ChangeKind::Reward, ..Default::default() };
+    let again = PlayerMsg::Apply { tx: format!("expedition/1/{id}"), change, notify: false, notice: None };
+    ts.server.runtime().call::<Player>(id, again).await.unwrap().unwrap();
+    let p = ts.server.runtime().state_json("player", id).await.unwrap().unwrap();
+    assert_eq!(p["gems"].as_u64().unwrap() - before[0], reward_for_rank(1));
+}
