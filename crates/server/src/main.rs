@@ -16,6 +16,31 @@ struct Cli {
 enum Command {
     /// Run a server (the default command).
     Serve(ServeArgs),
+    /// See Guildhall work: a server on the embedded store with bots playing
+    /// it, live progress; stops on Ctrl-C or after its duration.
+    Demo(DemoArgs),
+}
+
+#[derive(Args)]
+struct DemoArgs {
+    /// Number of bots.
+    #[arg(long, default_value_t = 1000)]
+    players: usize,
+    /// Seconds to run.
+    #[arg(long, default_value_t = 120)]
+    duration: u64,
+    /// Bots started per second.
+    #[arg(long, default_value_t = 100.0)]
+    spawn_rate: f64,
+    /// Data directory of the demo's embedded store.
+    #[arg(long, default_value = "guildhall-demo-data")]
+    data_dir: PathBuf,
+    /// Length of an expedition "week" in the demo, seconds.
+    #[arg(long, default_value_t = 60)]
+    expedition_period_secs: u64,
+    /// Write the bots' report here (JSON, and HTML beside it).
+    #[arg(long, default_value = "guildhall-demo-report.json")]
+    report: PathBuf,
 }
 
 /// Flags override environment variables, which override the config file.
@@ -101,6 +126,7 @@ fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     let args = match cli.command {
         Some(Command::Serve(args)) => args,
+        Some(Command::Demo(demo)) => return run_demo(demo),
         None => ServeArgs::default(),
     };
     let config = match args.into_config() {
@@ -149,4 +175,65 @@ async fn wait_for_stop_signal() {
     }
     #[cfg(not(unix))]
     let _ = tokio::signal::ctrl_c().await;
+}
+
+fn run_demo(args: DemoArgs) -> std::process::ExitCode {
+    let config = Config {
+        data_dir: args.data_dir,
+        listen: "127.0.0.1:0".into(),
+        ws_listen: "127.0.0.1:0".into(),
+        admin_listen: "127.0.0.1:0".into(),
+        expedition_period_secs: args.expedition_period_secs,
+        log_format: "text".into(),
+        log_level: "warn".into(),
+        ..Config::default()
+    };
+    let _log_guard = telemetry::init(&config.log_format, &config.log_level);
+    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("tokio runtime");
+    rt.block_on(async move {
+        let listeners = match Listeners::bind(&config).await {
+            Ok(l) => l,
+            Err(e) => {
+                eprintln!("guildhall demo: {e}");
+                return std::process::ExitCode::FAILURE;
+            }
+        };
+        let data_dir = config.data_dir.clone();
+        let server = match Server::start(config, listeners, ServerOptions::default()).await {
+            Ok(s) => s,
+            Err(e) => {
+                eprintln!("guildhall demo: {e}");
+                return std::process::ExitCode::FAILURE;
+            }
+        };
+        println!(
+            "guildhall demo: server on tcp={} (admin http://{}/entities), data in {}; {} bots for {} s; Ctrl-C stops",
+            server.tcp_addr(),
+            server.admin_addr().map(|a| a.to_string()).unwrap_or_default(),
+            data_dir.display(),
+            args.players,
+            args.duration
+        );
+        let swarm = guildhall_bots::SwarmConfig {
+            targets: vec![server.tcp_addr()],
+            players: args.players,
+            spawn_rate: args.spawn_rate,
+            duration: std::time::Duration::from_secs(args.duration),
+            source_addrs: guildhall_bots::loopback_sources(4),
+            seed: 1,
+            report: Some(args.report),
+            device_prefix: "demo".into(),
+            server_pid: Some(std::process::id()),
+            ..guildhall_bots::SwarmConfig::default()
+        };
+        let bots = tokio::spawn(guildhall_bots::run(swarm));
+        tokio::select! {
+            _ = wait_for_stop_signal() => println!("guildhall demo: stopping"),
+            r = bots => if let Ok(Ok(report)) = r {
+                println!("guildhall demo: {} requests, {} errors, peak {} players", report.requests, report.errors, report.peak_players);
+            },
+        }
+        server.shutdown().await;
+        std::process::ExitCode::SUCCESS
+    })
 }

@@ -1,0 +1,190 @@
+//! One bot: logs in, thinks, acts, sometimes drops its connection (and the
+//! client resumes), sometimes leaves and comes back later.
+
+use std::net::{IpAddr, SocketAddr};
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use guildhall_client::{pb, Client, ClientConfig, ClientError, Status};
+use tokio::sync::watch;
+
+use crate::profile::{Action, Profile};
+use crate::rng::Rng;
+use crate::stats::Stats;
+
+pub struct Bot {
+    pub stats: Arc<Stats>,
+    pub profile: Arc<Profile>,
+    pub target: SocketAddr,
+    pub source: Option<IpAddr>,
+    pub device: String,
+    pub deadline: Instant,
+    pub rng: Rng,
+    pub stop: watch::Receiver<bool>,
+    /// What the bot last saw of itself, to choose sensible actions.
+    player: Option<pb::Player>,
+}
+
+/// Game refusals (not enough mana...) are answers, not failures.
+fn is_refusal(e: &ClientError) -> bool {
+    matches!(e, ClientError::Status { status, .. } if (*status as i32) >= 100)
+}
+
+fn error_kind(e: &ClientError) -> String {
+    match e {
+        ClientError::Status { status, .. }
+        | ClientError::SessionLost { status, .. }
+        | ClientError::Closed { status, .. } => status.as_str_name().to_string(),
+        ClientError::Timeout => "TIMEOUT".into(),
+        ClientError::Disconnected => "DISCONNECTED".into(),
+        ClientError::Io(e) => format!("IO: {}", e.kind()),
+        ClientError::Decode(_) => "DECODE".into(),
+        ClientError::Protocol(_) => "PROTOCOL".into(),
+    }
+}
+
+impl Bot {
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        stats: Arc<Stats>,
+        profile: Arc<Profile>,
+        target: SocketAddr,
+        source: Option<IpAddr>,
+        device: String,
+        deadline: Instant,
+        seed: u64,
+        stop: watch::Receiver<bool>,
+    ) -> Self {
+        Self { stats, profile, target, source, device, deadline, rng: Rng::new(seed), stop, player: None }
+    }
+
+    fn over(&self) -> bool {
+        Instant::now() >= self.deadline || *self.stop.borrow()
+    }
+
+    /// Sleeps for `d` or until the run ends; false when the run ended.
+    async fn pause(&mut self, d: Duration) -> bool {
+        let until = (Instant::now() + d).min(self.deadline);
+        tokio::select! {
+            _ = tokio::time::sleep_until(until.into()) => !self.over(),
+            _ = self.stop.changed() => false,
+        }
+    }
+
+    pub async fn run(mut self) {
+        let mut first = true;
+        while !self.over() {
+            if !first {
+                self.stats.reconnects.fetch_add(1, Ordering::Relaxed);
+            }
+            first = false;
+            let Some(client) = self.connect().await else {
+                // Could not get in: back off a little and try again.
+                if !self.pause(Duration::from_secs(1)).await {
+                    break;
+                }
+                continue;
+            };
+            self.stats.connected.fetch_add(1, Ordering::Relaxed);
+            let leaving = self.play(&client).await;
+            self.stats.resumes.fetch_add(client.stats().resumes, Ordering::Relaxed);
+            client.close().await;
+            self.stats.connected.fetch_sub(1, Ordering::Relaxed);
+            if !leaving {
+                break;
+            }
+            let offline = Duration::from_secs_f64(self.rng.exp(self.profile.offline_mean_secs));
+            if !self.pause(offline).await {
+                break;
+            }
+        }
+    }
+
+    async fn connect(&mut self) -> Option<Client> {
+        let config = ClientConfig { local_addr: self.source, ..ClientConfig::tcp(self.target) };
+        let started = Instant::now();
+        let result = match Client::connect(config).await {
+            Ok(client) => client.login_device(&self.device).await.map(|login| (client, login)),
+            Err(e) => Err(e),
+        };
+        match result {
+            Ok((client, login)) => {
+                self.stats.record(guildhall_client::method::LOGIN, started.elapsed());
+                self.player = login.player;
+                Some(client)
+            }
+            Err(e) => {
+                self.stats.connect_failures.fetch_add(1, Ordering::Relaxed);
+                self.stats.error(format!("connect: {}", error_kind(&e)));
+                *self.stats.last_connect_error.lock().expect("stats") = Some(e.to_string());
+                None
+            }
+        }
+    }
+
+    /// Plays one session; true when the player leaves to come back later.
+    async fn play(&mut self, client: &Client) -> bool {
+        loop {
+            let think = Duration::from_secs_f64(self.rng.exp(self.profile.think_mean_secs));
+            if !self.pause(think).await {
+                return false;
+            }
+            let action = self.profile.pick(self.rng.below(self.profile.total_weight()));
+            let started = Instant::now();
+            let outcome = self.act(client, action).await;
+            match outcome {
+                Ok(()) => self.stats.record(action.method(), started.elapsed()),
+                Err(e) if is_refusal(&e) => self.stats.record(action.method(), started.elapsed()),
+                Err(e) => {
+                    self.stats.error(error_kind(&e));
+                    if matches!(e, ClientError::Closed { .. } | ClientError::SessionLost { .. }) {
+                        return true;
+                    }
+                }
+            }
+            if self.rng.unit() < self.profile.drop_chance {
+                self.stats.drops.fetch_add(1, Ordering::Relaxed);
+                client.drop_connection().await;
+            }
+            if self.rng.unit() < self.profile.leave_chance {
+                return true;
+            }
+        }
+    }
+
+    async fn act(&mut self, client: &Client, action: Action) -> Result<(), ClientError> {
+        match action {
+            Action::Battle => {
+                let b = client.battle().await?;
+                self.player = b.player;
+            }
+            Action::OpenChest => {
+                client.open_chest().await?;
+            }
+            Action::Upgrade => {
+                let kind = self
+                    .player
+                    .as_ref()
+                    .and_then(|p| p.cards.iter().find(|c| c.count > 2 * c.level && c.level < 10).map(|c| c.kind));
+                match kind {
+                    Some(kind) => {
+                        client.upgrade_card(kind).await?;
+                    }
+                    None => self.player = client.get_player().await?.player,
+                }
+            }
+            Action::Profile => self.player = client.get_player().await?.player,
+            Action::ExpeditionStatus => {
+                client.expedition_status().await?;
+            }
+            Action::ExpeditionSignUp => match client.expedition_sign_up().await {
+                Err(e) if e.is_status(Status::ExpeditionNoGuild) => {}
+                other => {
+                    other?;
+                }
+            },
+        }
+        Ok(())
+    }
+}
