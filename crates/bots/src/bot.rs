@@ -24,6 +24,8 @@ pub struct Bot {
     pub stop: watch::Receiver<bool>,
     /// What the bot last saw of itself, to choose sensible actions.
     player: Option<pb::Player>,
+    /// Listings seen in the last browse or offer push, to buy from.
+    offers: Vec<String>,
 }
 
 /// Game refusals (not enough mana...) are answers, not failures.
@@ -56,7 +58,7 @@ impl Bot {
         seed: u64,
         stop: watch::Receiver<bool>,
     ) -> Self {
-        Self { stats, profile, target, source, device, deadline, rng: Rng::new(seed), stop, player: None }
+        Self { stats, profile, target, source, device, deadline, rng: Rng::new(seed), stop, player: None, offers: Vec::new() }
     }
 
     fn over(&self) -> bool {
@@ -112,6 +114,13 @@ impl Bot {
             Ok((client, login)) => {
                 self.stats.record(guildhall_client::method::LOGIN, started.elapsed());
                 self.player = login.player;
+                // Every player follows the offer stream of three card kinds.
+                let kinds: Vec<u32> = (0..3).map(|_| self.rng.below(16) as u32).collect();
+                let subscribed = Instant::now();
+                match client.market_subscribe(&kinds).await {
+                    Ok(_) => self.stats.record(guildhall_client::method::MARKET_SUBSCRIBE, subscribed.elapsed()),
+                    Err(e) => self.stats.error(error_kind(&e)),
+                }
                 Some(client)
             }
             Err(e) => {
@@ -178,6 +187,35 @@ impl Bot {
             Action::ExpeditionStatus => {
                 client.expedition_status().await?;
             }
+            Action::MarketBrowse => {
+                let filter = pb::MarketBrowseRequest { kinds: vec![self.rng.below(16) as u32], limit: 10, ..Default::default() };
+                let page = client.market_browse(filter).await?;
+                let me = self.player.as_ref().map(|p| p.player_id.clone()).unwrap_or_default();
+                self.offers = page.listings.into_iter().filter(|l| l.seller_id != me).map(|l| l.listing_id).collect();
+            }
+            Action::MarketList => {
+                let card = self.player.as_ref().and_then(|p| p.cards.iter().find(|c| c.count >= 2).cloned());
+                match card {
+                    Some(card) => {
+                        let price = 20 + self.rng.below(180);
+                        let listed = client.market_list(card.kind, 1, price).await?;
+                        self.player = listed.player;
+                    }
+                    None => self.player = client.get_player().await?.player,
+                }
+            }
+            Action::MarketBuy => match self.offers.pop() {
+                Some(listing) => {
+                    let bought = client.market_buy(&listing).await?;
+                    self.player = bought.player;
+                }
+                None => {
+                    let filter = pb::MarketBrowseRequest { limit: 10, ..Default::default() };
+                    let me = self.player.as_ref().map(|p| p.player_id.clone()).unwrap_or_default();
+                    let page = client.market_browse(filter).await?;
+                    self.offers = page.listings.into_iter().filter(|l| l.seller_id != me).map(|l| l.listing_id).collect();
+                }
+            },
             Action::ExpeditionSignUp => match client.expedition_sign_up().await {
                 Err(e) if e.is_status(Status::ExpeditionNoGuild) => {}
                 other => {

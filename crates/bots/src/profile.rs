@@ -11,6 +11,9 @@ pub enum Action {
     Profile,
     ExpeditionStatus,
     ExpeditionSignUp,
+    MarketBrowse,
+    MarketList,
+    MarketBuy,
 }
 
 impl Action {
@@ -24,6 +27,9 @@ impl Action {
             Action::Profile => method::PLAYER_GET,
             Action::ExpeditionStatus => method::EXPEDITION_GET,
             Action::ExpeditionSignUp => method::EXPEDITION_SIGNUP,
+            Action::MarketBrowse => method::MARKET_BROWSE,
+            Action::MarketList => method::MARKET_LIST,
+            Action::MarketBuy => method::MARKET_BUY,
         }
     }
 }
@@ -55,12 +61,15 @@ impl Profile {
             name: "standard".into(),
             think_mean_secs: 5.0,
             mix: vec![
-                (Action::Battle, 40),
-                (Action::OpenChest, 15),
-                (Action::Upgrade, 10),
-                (Action::Profile, 20),
-                (Action::ExpeditionStatus, 10),
-                (Action::ExpeditionSignUp, 5),
+                (Action::Battle, 35),
+                (Action::OpenChest, 10),
+                (Action::Upgrade, 8),
+                (Action::Profile, 10),
+                (Action::ExpeditionStatus, 5),
+                (Action::ExpeditionSignUp, 2),
+                (Action::MarketBrowse, 10),
+                (Action::MarketList, 4),
+                (Action::MarketBuy, 6),
             ],
             drop_chance: 0.01,
             leave_chance: 0.005,
@@ -107,7 +116,7 @@ mod tests {
         let p = Profile::standard();
         let total = p.total_weight();
         let battles = (0..total).filter(|d| p.pick(*d) == Action::Battle).count() as u64;
-        assert_eq!(battles, 40);
-        assert_eq!(p.pick(total - 1), Action::ExpeditionSignUp);
+        assert_eq!(battles, 35);
+        assert_eq!(p.pick(total - 1), Action::MarketBuy);
     }
 }

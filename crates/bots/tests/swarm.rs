@@ -42,8 +42,11 @@ async fn a_bounded_swarm_plays_and_reports() {
     let report = guildhall_bots::run(swarm).await.unwrap();
     assert_eq!(report.errors, 0, "{:?}", report.errors_by_kind);
     assert!(report.requests > 100, "{} requests", report.requests);
-    assert_eq!(report.peak_players, 20);
-    for method in ["auth.login", "player.battle", "player.get"] {
+    // Sampled once a second while bots leave and come back: never above the count.
+    assert!(report.peak_players > 0 && report.peak_players <= 20, "{}", report.peak_players);
+    let logins = report.methods.iter().find(|m| m.method == "auth.login").map_or(0, |m| m.count);
+    assert!(logins >= 20, "every bot logged in at least once: {logins}");
+    for method in ["auth.login", "player.battle", "market.browse", "market.subscribe"] {
         assert!(report.methods.iter().any(|m| m.method == method && m.count > 0), "{method} played");
     }
     assert!(report.drops > 0 && report.resumes > 0, "some connections dropped and resumed");

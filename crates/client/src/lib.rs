@@ -59,7 +59,9 @@
 
 mod backoff;
 mod client;
+mod guild;
 // @guild-client
+mod market;
 // @market-client
 mod expedition;
 // @expedition-client

@@ -4,7 +4,10 @@
 //! The server maps these domain types to the wire at its edge.
 
 pub mod catalogue;
+pub mod guild;
+pub mod guild_directory;
 // @guild-mods
+pub mod market;
 // @market-mods
 pub mod expedition;
 // @expedition-mods
@@ -24,7 +27,9 @@ use guildhall_entity::RuntimeBuilder;
 /// Registers every entity kind of the game with a runtime builder.
 pub fn register(builder: RuntimeBuilder) -> RuntimeBuilder {
     let builder = builder.register::<Player>();
+    let builder = builder.register::<guild::Guild>().register::<guild_directory::GuildDirectory>();
     // @guild-register
+    let builder = builder.register::<market::Market>();
     // @market-register
     let builder = builder.register::<expedition::Expedition>();
     // @expedition-register
@@ -36,7 +41,9 @@ pub fn register(builder: RuntimeBuilder) -> RuntimeBuilder {
 /// maintenance tick, after moving nothing: hubs read the injected clock.
 pub async fn tick(rt: &guildhall_entity::Runtime) {
     let _ = rt;
+    guild::tick(rt).await;
     // @guild-tick
+    market::tick(rt).await;
     // @market-tick
     let _ = rt.cast::<expedition::Expedition>(expedition::SEASON, expedition::ExpeditionMsg::Tick).await;
     // @expedition-tick

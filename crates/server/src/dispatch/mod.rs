@@ -5,7 +5,9 @@
 //! One module per area of the game; each exports `METHODS` and `run`.
 
 mod player;
+mod guild;
 // @guild-mod
+mod market;
 // @market-mod
 mod expedition;
 // @expedition-mod
@@ -24,7 +26,9 @@ use crate::session::{Answer, Delivery, Resubscribe, Session};
 /// Methods that need a session and run through [`dispatch`].
 pub fn is_game_method(m: &str) -> bool {
     player::METHODS.contains(&m)
+        || guild::METHODS.contains(&m)
     // @guild-is-method
+        || market::METHODS.contains(&m)
     // @market-is-method
         || expedition::METHODS.contains(&m)
     // @expedition-is-method
@@ -42,7 +46,11 @@ pub async fn dispatch(rt: &Runtime, session: &Arc<Session>, m: &str, payload: &[
     let player_id: &str = &session.player_id;
     let result = if player::METHODS.contains(&m) {
         player::run(rt, player_id, m, payload).await
+    } else if guild::METHODS.contains(&m) {
+        guild::run(rt, player_id, m, payload).await
     // @guild-route
+    } else if market::METHODS.contains(&m) {
+        market::run(rt, session, m, payload).await
     // @market-route
     } else if expedition::METHODS.contains(&m) {
         expedition::run(rt, player_id, m, payload).await
@@ -72,7 +80,33 @@ pub fn game_error(e: &GameError) -> Answer {
         GameError::NotEnoughCards { .. } => Status::NotEnoughCards,
         GameError::UnknownCard(_) => Status::UnknownCard,
         GameError::MaxLevel(_) => Status::MaxLevel,
+        GameError::GuildNotFound(_) => Status::GuildNotFound,
+        GameError::NotGuildMember(_) => Status::NotGuildMember,
+        GameError::NoGuildPermission(_) => Status::NoGuildPermission,
+        GameError::GuildFull(_) => Status::GuildFull,
+        GameError::AlreadyInGuild(_) => Status::AlreadyInGuild,
+        GameError::GuildNameTaken(_) => Status::GuildNameTaken,
+        GameError::GuildTagTaken(_) => Status::GuildTagTaken,
+        GameError::InvalidGuildInput(_) => Status::InvalidGuildInput,
+        GameError::JoinRequestNotFound(_) => Status::JoinRequestNotFound,
+        GameError::GuildRoleUnchanged(_) => Status::GuildRoleUnchanged,
+        GameError::ChatTooLong { .. } => Status::ChatTooLong,
+        GameError::ChatRateLimited { .. } => Status::ChatRateLimited,
+        GameError::HelpCooldown { .. } => Status::HelpCooldown,
+        GameError::HelpAlreadyOpen => Status::HelpAlreadyOpen,
+        GameError::HelpRequestClosed => Status::HelpRequestClosed,
+        GameError::CardNotRequestable(_) => Status::CardNotRequestable,
+        GameError::CannotDonateToSelf => Status::CannotDonateToSelf,
+        // The step completes later (from the guild's tick): retry reads.
+        GameError::GuildRetryLater(_) => Status::Unavailable,
         // @guild-status-map
+        GameError::ListingGone(_) => Status::ListingGone,
+        GameError::AlreadySold(_) => Status::AlreadySold,
+        GameError::OwnListing(_) => Status::CannotBuyOwnListing,
+        GameError::NotSeller(_) => Status::NotTheSeller,
+        GameError::PriceOutOfRange { .. } => Status::PriceOutOfRange,
+        GameError::ListingCountOutOfRange { .. } => Status::ListingCountOutOfRange,
+        GameError::TooManyListings { .. } => Status::TooManyListings,
         // @market-status-map
         GameError::NoGuild => Status::ExpeditionNoGuild,
         GameError::NotOfficer => Status::ExpeditionNotOfficer,
@@ -112,7 +146,10 @@ pub fn deliver_event(event: &Event) -> Delivery {
         GameEvent::GuildChanged { guild } => {
             resubscribe = Some(Resubscribe { slot: "guild", topic: guild.as_deref().map(guildhall_game::guild_topic) });
             pb::event::Kind::GuildChanged(pb::GuildChanged { guild_id: guild.unwrap_or_default() })
-        } // @guild-event-map
+        }
+        GameEvent::Guild(e) => guild::event_pb(e),
+        // @guild-event-map
+        GameEvent::Market(event) => market::event_pb(event),
           // @market-event-map
         GameEvent::Expedition(e) => expedition::event_pb(e),
           // @expedition-event-map

@@ -1,0 +1,132 @@
+//! Market shards inside the runtime, on the injected clock: the transaction
+//! steps and their completion after a crash between steps.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use guildhall_entity::{ManualClock, Runtime};
+use guildhall_game::market::{sale_fee, Market, MarketMsg, MarketReply, OpRef, LISTING_TTL_MS};
+use guildhall_game::rules::START_GOLD;
+use guildhall_game::{Change, ChangeKind, GameError, Player, PlayerMsg, PlayerReply};
+use guildhall_store::{MemoryStore, Store};
+
+fn runtime(store: Arc<dyn Store>, clock: &ManualClock) -> Runtime {
+    guildhall_game::register(Runtime::builder(store, Arc::new(clock.clone()))).build()
+}
+
+async fn market(rt: &Runtime, msg: MarketMsg) -> Result<MarketReply, GameError> {
+    rt.call::<Market>("9", msg).await.unwrap()
+}
+
+async fn settle(rt: &Runtime, op: OpRef) -> Result<MarketReply, GameError> {
+    loop {
+        match market(rt, MarketMsg::Settle { op }).await {
+            Ok(MarketReply::Pending) => continue,
+            other => return other,
+        }
+    }
+}
+
+async fn player(rt: &Runtime, id: &str) -> guildhall_game::PlayerView {
+    match rt.call::<Player>(id, PlayerMsg::Get).await.unwrap().unwrap() {
+        PlayerReply::Profile(v) => v,
+        other => panic!("{other:?}"),
+    }
+}
+
+fn count(v: &guildhall_game::PlayerView, kind: u32) -> u32 {
+    v.cards.iter().find(|c| c.kind == kind).map_or(0, |c| c.count)
+}
+
+async fn give(rt: &Runtime, id: &str, kind: u32, n: i64) {
+    let change = Change { cards: vec![(kind, n)], kind: ChangeKind::Reward, ..Change::default() };
+    let msg = PlayerMsg::Apply { tx: format!("grant/{id}/{kind}"), change, notify: false, notice: None };
+    rt.call::<Player>(id, msg).await.unwrap().unwrap();
+}
+
+async fn list(rt: &Runtime, seller: &str, count: u32, price: u64) -> String {
+    let msg = MarketMsg::List { seller: seller.into(), count, price, others_active: 0 };
+    let Ok(MarketReply::Started(op)) = market(rt, msg).await else { panic!("list starts") };
+    let Ok(MarketReply::Done(view)) = settle(rt, op).await else { panic!("list completes") };
+    view.listing_id
+}
+
+#[tokio::test]
+async fn a_purchase_interrupted_after_the_hold_completes_after_a_restart_without_charging_twice() {
+    let clock = ManualClock::default();
+    let store: Arc<dyn Store> = Arc::new(MemoryStore::new());
+    let rt = runtime(store.clone(), &clock);
+    give(&rt, "seller", 9, 2).await;
+    let id = list(&rt, "seller", 2, 200).await;
+    assert_eq!(id, "9-1");
+    assert_eq!(count(&player(&rt, "seller").await, 9), 0);
+
+    // The intent is recorded; then the hold reaches the buyer, and the
+    // process dies before the market records what happened.
+    let Ok(MarketReply::Started(OpRef::Buy(op))) =
+        market(&rt, MarketMsg::Buy { listing: 1, buyer: "buyer".into() }).await
+    else {
+        panic!("buy starts")
+    };
+    let hold = Change { gold: -200, ..Change::default() };
+    let tx = format!("market/buy/9-1/buyer/{op}/hold");
+    rt.call::<Player>("buyer", PlayerMsg::Apply { tx, change: hold, notify: false, notice: None })
+        .await
+        .unwrap()
+        .unwrap();
+    drop(rt);
+
+    // A new process on the same store: the tick finishes the purchase.
+    let rt = runtime(store.clone(), &clock);
+    guildhall_game::tick(&rt).await;
+    let buyer = player(&rt, "buyer").await;
+    assert_eq!(buyer.gold, START_GOLD - 200, "the hold was applied once, not again");
+    assert_eq!(count(&buyer, 9), 2);
+    assert_eq!(player(&rt, "seller").await.gold, START_GOLD + 200 - sale_fee(200));
+    let state = rt.state_json("market", "9").await.unwrap().unwrap();
+    assert_eq!((state["gold_held"].as_u64(), state["fees_burnt"].as_u64()), (Some(0), Some(sale_fee(200))));
+    // The retried request gets the first outcome.
+    let Ok(MarketReply::Done(v)) = market(&rt, MarketMsg::Buy { listing: 1, buyer: "buyer".into() }).await else {
+        panic!("a retry answers the success")
+    };
+    assert_eq!(v.buyer.as_deref(), Some("buyer"));
+    assert_eq!(player(&rt, "buyer").await.gold, START_GOLD - 200);
+}
+
+#[tokio::test]
+async fn two_buyers_one_listing_the_second_is_refunded() {
+    let clock = ManualClock::default();
+    let rt = runtime(Arc::new(MemoryStore::new()), &clock);
+    give(&rt, "s", 9, 1).await;
+    list(&rt, "s", 1, 100).await;
+    let Ok(MarketReply::Started(a)) = market(&rt, MarketMsg::Buy { listing: 1, buyer: "a".into() }).await else {
+        panic!()
+    };
+    let Ok(MarketReply::Started(b)) = market(&rt, MarketMsg::Buy { listing: 1, buyer: "b".into() }).await else {
+        panic!()
+    };
+    // b's steps run first: b wins, a's hold is refunded.
+    assert!(matches!(settle(&rt, b).await, Ok(MarketReply::Done(_))));
+    assert_eq!(settle(&rt, a).await, Err(GameError::AlreadySold("9-1".into())));
+    assert_eq!(player(&rt, "a").await.gold, START_GOLD, "refunded");
+    assert_eq!(player(&rt, "b").await.gold, START_GOLD - 100);
+    assert_eq!(count(&player(&rt, "b").await, 9), 1);
+}
+
+#[tokio::test]
+async fn a_listing_expires_by_the_injected_clock_and_returns_its_cards() {
+    let clock = ManualClock::default();
+    let rt = runtime(Arc::new(MemoryStore::new()), &clock);
+    give(&rt, "s", 9, 3).await;
+    list(&rt, "s", 3, 100).await;
+    clock.advance(Duration::from_millis(LISTING_TTL_MS - 1));
+    guildhall_game::tick(&rt).await;
+    assert_eq!(count(&player(&rt, "s").await, 9), 0);
+    clock.advance(Duration::from_millis(1));
+    guildhall_game::tick(&rt).await;
+    assert_eq!(count(&player(&rt, "s").await, 9), 3);
+    assert_eq!(
+        market(&rt, MarketMsg::Buy { listing: 1, buyer: "b".into() }).await,
+        Err(GameError::ListingGone("9-1".into()))
+    );
+}
