@@ -58,7 +58,18 @@ impl Bot {
         seed: u64,
         stop: watch::Receiver<bool>,
     ) -> Self {
-        Self { stats, profile, target, source, device, deadline, rng: Rng::new(seed), stop, player: None, offers: Vec::new() }
+        Self {
+            stats,
+            profile,
+            target,
+            source,
+            device,
+            deadline,
+            rng: Rng::new(seed),
+            stop,
+            player: None,
+            offers: Vec::new(),
+        }
     }
 
     fn over(&self) -> bool {
@@ -188,7 +199,8 @@ impl Bot {
                 client.expedition_status().await?;
             }
             Action::MarketBrowse => {
-                let filter = pb::MarketBrowseRequest { kinds: vec![self.rng.below(16) as u32], limit: 10, ..Default::default() };
+                let filter =
+                    pb::MarketBrowseRequest { kinds: vec![self.rng.below(16) as u32], limit: 10, ..Default::default() };
                 let page = client.market_browse(filter).await?;
                 let me = self.player.as_ref().map(|p| p.player_id.clone()).unwrap_or_default();
                 self.offers = page.listings.into_iter().filter(|l| l.seller_id != me).map(|l| l.listing_id).collect();
@@ -213,7 +225,8 @@ impl Bot {
                     let filter = pb::MarketBrowseRequest { limit: 10, ..Default::default() };
                     let me = self.player.as_ref().map(|p| p.player_id.clone()).unwrap_or_default();
                     let page = client.market_browse(filter).await?;
-                    self.offers = page.listings.into_iter().filter(|l| l.seller_id != me).map(|l| l.listing_id).collect();
+                    self.offers =
+                        page.listings.into_iter().filter(|l| l.seller_id != me).map(|l| l.listing_id).collect();
                 }
             },
             Action::ExpeditionSignUp => match client.expedition_sign_up().await {

@@ -588,10 +588,21 @@ impl Guild {
         ctx.runtime().spawn_cast::<GuildDirectory>(DIRECTORY_KEY, msg);
     }
 
+    /// Claims `player` for this guild at the player (see
+    /// `PlayerMsg::ClaimGuild`): refused when the player is in another guild.
+    async fn claim(&self, rt: &Runtime, player: &str) -> Result<(), StepError> {
+        call_player(rt, player, PlayerMsg::ClaimGuild { guild: self.id.clone() }).await.map(|_| ())
+    }
+
     /// Tells a player which guild it is in; remembered for `Tick` if the
     /// player does not answer.
     async fn sync_player(&mut self, rt: &Runtime, player: &str, guild: Option<String>) {
-        match call_player(rt, player, PlayerMsg::SetGuild { guild: guild.clone() }).await {
+        // Leaving releases only this guild's claim: never a newer one.
+        let msg = match &guild {
+            Some(g) => PlayerMsg::SetGuild { guild: Some(g.clone()) },
+            None => PlayerMsg::ReleaseGuild { guild: self.id.clone() },
+        };
+        match call_player(rt, player, msg).await {
             Ok(_) => {
                 self.unsynced.remove(player);
             }
@@ -644,7 +655,10 @@ impl Guild {
         Ok(())
     }
 
-    async fn admit(&mut self, ctx: &Ctx, player: &str) {
+    /// Admits `player`: claims it at the player first (the authority on
+    /// membership), then lists it.
+    async fn admit(&mut self, ctx: &Ctx, player: &str) -> Result<(), StepError> {
+        self.claim(ctx.runtime(), player).await?;
         let seq = self.next();
         let now = ctx.now_ms();
         self.members.push(Member {
@@ -654,9 +668,8 @@ impl Guild {
             joined_seq: seq,
         });
         self.join_requests.retain(|(p, _)| p != player);
-        // The player first, so that its session follows the guild's topic
-        // and receives its own join event.
-        self.sync_player(ctx.runtime(), player, Some(self.id.clone())).await;
+        // The claim above already made the player's session follow the
+        // guild's topic, so it receives its own join event.
         self.publish(
             ctx,
             GuildEvent::MemberJoined {
@@ -666,6 +679,7 @@ impl Guild {
             },
         );
         self.push_directory(ctx, true);
+        Ok(())
     }
 
     /// Removes a member (left or kicked): passes leadership on, closes their
@@ -915,8 +929,14 @@ impl Guild {
                     };
                 }
                 self.check_not_elsewhere(&rt, &founder).await?;
+                // Claim the founder first: founding and joining elsewhere at
+                // the same moment cannot both succeed.
+                self.claim(&rt, &founder).await?;
                 let fee = Change { gold: -(GUILD_CREATE_COST as i64), kind: ChangeKind::Burn, ..Change::default() };
-                apply(&rt, &founder, format!("guild/{}/create", self.id), fee, false, None).await?;
+                if let Err(e) = apply(&rt, &founder, format!("guild/{}/create", self.id), fee, false, None).await {
+                    let _ = call_player(&rt, &founder, PlayerMsg::ReleaseGuild { guild: self.id.clone() }).await;
+                    return Err(e.into());
+                }
                 *self = Guild {
                     id: self.id.clone(),
                     founded: true,
@@ -974,7 +994,7 @@ impl Guild {
                     }
                     return Ok(GuildReply::Joined { joined: false, view: self.view(&player, now) });
                 }
-                self.admit(ctx, &player).await;
+                self.admit(ctx, &player).await?;
                 ctx.durable();
                 Ok(GuildReply::Joined { joined: true, view: self.view(&player, now) })
             }
@@ -997,7 +1017,13 @@ impl Guild {
                         }
                         Err(e) => return Err(e),
                     }
-                    self.admit(ctx, &player).await;
+                    if let Err(e) = self.admit(ctx, &player).await {
+                        if matches!(e, StepError::Refused(GameError::AlreadyInGuild(_))) {
+                            self.join_requests.retain(|(p, _)| *p != player);
+                            ctx.durable();
+                        }
+                        return Err(e.into());
+                    }
                     ctx.durable();
                 } else {
                     self.join_requests.retain(|(p, _)| *p != player);

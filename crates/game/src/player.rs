@@ -107,6 +107,17 @@ pub enum PlayerMsg {
     SetGuild {
         guild: Option<String>,
     },
+    /// A guild claims the player before listing it as a member: granted only
+    /// if the player is in no guild (or already in this one). The player's
+    /// record is the one authority, so two guilds can never both admit it.
+    ClaimGuild {
+        guild: String,
+    },
+    /// A guild lets the player go: cleared only if the player is still in
+    /// that guild (a late release never undoes a newer membership).
+    ReleaseGuild {
+        guild: String,
+    },
     OpenChest,
     UpgradeCard {
         kind: u32,
@@ -441,6 +452,32 @@ impl Entity for Player {
                     ctx.publish(&topic, GameEvent::PlayerUpdated(view.clone()).encode());
                 }
                 Ok(PlayerReply::Applied(view))
+            }
+            PlayerMsg::ClaimGuild { guild } => match self.guild.clone() {
+                Some(current) if current != guild => {
+                    ctx.unchanged();
+                    Err(GameError::AlreadyInGuild(current))
+                }
+                Some(_) => {
+                    ctx.unchanged();
+                    Ok(PlayerReply::Profile(self.view(now)))
+                }
+                None => {
+                    self.guild = Some(guild.clone());
+                    ctx.durable();
+                    ctx.publish(&player_topic(&self.id), GameEvent::GuildChanged { guild: Some(guild) }.encode());
+                    Ok(PlayerReply::Profile(self.view(now)))
+                }
+            },
+            PlayerMsg::ReleaseGuild { guild } => {
+                if self.guild.as_deref() == Some(guild.as_str()) {
+                    self.guild = None;
+                    ctx.durable();
+                    ctx.publish(&player_topic(&self.id), GameEvent::GuildChanged { guild: None }.encode());
+                } else {
+                    ctx.unchanged();
+                }
+                Ok(PlayerReply::Profile(self.view(now)))
             }
             PlayerMsg::SetGuild { guild } => {
                 if self.guild == guild {

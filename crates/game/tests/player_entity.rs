@@ -47,3 +47,19 @@ async fn chests_are_durable_before_the_reply_and_battles_are_write_behind() {
     let stored: Player = serde_json::from_slice(&store.get(b"e/player/d").await.unwrap().unwrap().value).unwrap();
     assert_eq!(stored.battles, 1, "written after the flush interval");
 }
+
+#[tokio::test]
+async fn a_player_can_be_claimed_by_one_guild_only() {
+    let clock = ManualClock::default();
+    let rt = runtime(Arc::new(MemoryStore::new()), &clock);
+    let claim = |g: &str| PlayerMsg::ClaimGuild { guild: g.into() };
+    assert!(rt.call::<Player>("p", claim("g1")).await.unwrap().is_ok());
+    assert!(rt.call::<Player>("p", claim("g1")).await.unwrap().is_ok(), "the same guild again: fine");
+    assert_eq!(rt.call::<Player>("p", claim("g2")).await.unwrap(), Err(GameError::AlreadyInGuild("g1".into())));
+    // A late release from a guild the player is not in changes nothing ...
+    rt.call::<Player>("p", PlayerMsg::ReleaseGuild { guild: "g2".into() }).await.unwrap().unwrap();
+    assert_eq!(rt.call::<Player>("p", claim("g2")).await.unwrap(), Err(GameError::AlreadyInGuild("g1".into())));
+    // ... the right one frees the player.
+    rt.call::<Player>("p", PlayerMsg::ReleaseGuild { guild: "g1".into() }).await.unwrap().unwrap();
+    assert!(rt.call::<Player>("p", claim("g2")).await.unwrap().is_ok());
+}

@@ -28,7 +28,8 @@ struct Cli {
 /// A canned response payload per method: valid messages of the right type,
 /// so that the bots play against it as against the real server.
 fn canned(m: &str) -> Vec<u8> {
-    let player = || Some(pb::Player { player_id: "baseline".into(), gold: 1000, mana: 50, level: 1, ..Default::default() });
+    let player =
+        || Some(pb::Player { player_id: "baseline".into(), gold: 1000, mana: 50, level: 1, ..Default::default() });
     match m {
         method::LOGIN => pb::LoginResponse {
             player_id: "baseline".into(),
@@ -42,7 +43,9 @@ fn canned(m: &str) -> Vec<u8> {
         method::RESUME => pb::ResumeResponse { player_id: "baseline".into(), replayed_to: 0 }.encode_to_vec(),
         method::PLAYER_GET => pb::GetPlayerResponse { player: player() }.encode_to_vec(),
         method::OPEN_CHEST => pb::OpenChestResponse { cards: vec![], gold: 900 }.encode_to_vec(),
-        method::BATTLE => pb::BattleResponse { won: true, gold_earned: 20, player: player(), ..Default::default() }.encode_to_vec(),
+        method::BATTLE => {
+            pb::BattleResponse { won: true, gold_earned: 20, player: player(), ..Default::default() }.encode_to_vec()
+        }
         method::EXPEDITION_GET => pb::ExpeditionStatusResponse { period: 1, ..Default::default() }.encode_to_vec(),
         method::EXPEDITION_SIGNUP => pb::ExpeditionSignUpResponse { period: 1, bracket: 0 }.encode_to_vec(),
         _ => Vec::new(),

@@ -4,8 +4,8 @@
 //!
 //! One module per area of the game; each exports `METHODS` and `run`.
 
-mod player;
 mod guild;
+mod player;
 // @guild-mod
 mod market;
 // @market-mod
@@ -150,9 +150,9 @@ pub fn deliver_event(event: &Event) -> Delivery {
         GameEvent::Guild(e) => guild::event_pb(e),
         // @guild-event-map
         GameEvent::Market(event) => market::event_pb(event),
-          // @market-event-map
+        // @market-event-map
         GameEvent::Expedition(e) => expedition::event_pb(e),
-          // @expedition-event-map
+        // @expedition-event-map
     };
     Delivery { push: Some(pb::Event { kind: Some(kind) }), resubscribe }
 }
