@@ -4,6 +4,7 @@
 
 mod common;
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -23,12 +24,30 @@ fn config(payouts_per_tick: usize) -> guildhall_server::Config {
     c
 }
 
-/// A logged-in player put in `guild` (as the guild hub would do).
-async fn member(ts: &TestServer, device: &str, guild: &str) -> (Client, String) {
+/// A logged-in player in the guild labelled `label`: the first one founds
+/// it (and leads it), the others join. Returns the client, the player id
+/// and the guild's id.
+async fn member(
+    ts: &TestServer,
+    device: &str,
+    label: &str,
+    guilds: &mut HashMap<String, String>,
+) -> (Client, String, String) {
     let c = Client::connect(ClientConfig::tcp(ts.tcp())).await.unwrap();
     let id = c.login_device(device).await.unwrap().player_id;
-    ts.server.runtime().call::<Player>(&id, PlayerMsg::SetGuild { guild: Some(guild.into()) }).await.unwrap().unwrap();
-    (c, id)
+    let guild = match guilds.get(label) {
+        Some(g) => {
+            assert!(c.guild_join(g).await.unwrap().joined);
+            g.clone()
+        }
+        None => {
+            let created = c.guild_create(&format!("Guild {label}"), &label.to_uppercase(), "en", true).await.unwrap();
+            let g = created.guild.unwrap().summary.unwrap().guild_id;
+            guilds.insert(label.to_string(), g.clone());
+            g
+        }
+    };
+    (c, id, guild)
 }
 
 async fn gems(c: &Client) -> u64 {
@@ -77,28 +96,34 @@ async fn a_period_signs_up_scores_pushes_standings_pays_by_rank_and_starts_again
     let err = loner.expedition_sign_up().await.unwrap_err();
     assert!(err.is_status(Status::ExpeditionNoGuild), "{err}");
 
-    let (a1, _) = member(&ts, "a1", "ga").await;
+    let mut guilds = HashMap::new();
+    let (a1, _, ga) = member(&ts, "a1", "ga", &mut guilds).await;
     let mut a1_pushes = a1.pushes();
-    let (a2, _) = member(&ts, "a2", "ga").await;
-    let (b1, _) = member(&ts, "b1", "gb").await;
-    let (_idle, _) = member(&ts, "b-idle", "gb").await;
+    let (a2, _, _) = member(&ts, "a2", "ga", &mut guilds).await;
+    let (b1, _, gb) = member(&ts, "b1", "gb", &mut guilds).await;
+    let (_idle, _, _) = member(&ts, "b-idle", "gb", &mut guilds).await;
 
+    let err = a2.expedition_sign_up().await.unwrap_err();
+    assert!(err.is_status(Status::ExpeditionNotOfficer), "a plain member cannot sign up: {err}");
     let up = a1.expedition_sign_up().await.unwrap();
     assert_eq!((up.period, up.bracket), (1, 0));
-    assert_eq!(a2.expedition_sign_up().await.unwrap().bracket, 0, "idempotent for the guild");
+    assert_eq!(a1.expedition_sign_up().await.unwrap().bracket, 0, "idempotent for the guild");
     b1.expedition_sign_up().await.unwrap();
 
     let a_points = battle(&ts, &a1, 3).await + battle(&ts, &a2, 3).await;
     let b_points = battle(&ts, &b1, 1).await;
-    wait_points(&ts, "ga", a_points).await;
-    wait_points(&ts, "gb", b_points).await;
+    wait_points(&ts, &ga, a_points).await;
+    wait_points(&ts, &gb, b_points).await;
     assert!(a_points > b_points, "six battles outscore one");
 
     // Standings are pushed on the tick.
     ts.server.maintain().await;
     let event = next_standings(&mut a1_pushes).await;
     let Some(pb::event::Kind::ExpeditionStandings(s)) = event.kind else { panic!("{event:?}") };
-    assert_eq!(s.standings.iter().map(|s| (s.guild_id.as_str(), s.rank)).collect::<Vec<_>>(), [("ga", 1), ("gb", 2)]);
+    assert_eq!(
+        s.standings.iter().map(|s| (s.guild_id.clone(), s.rank)).collect::<Vec<_>>(),
+        [(ga.clone(), 1), (gb.clone(), 2)]
+    );
     let status = a1.expedition_status().await.unwrap();
     assert!(status.signed_up);
     assert_eq!(status.standings[0].points, a_points);
@@ -119,7 +144,7 @@ async fn a_period_signs_up_scores_pushes_standings_pays_by_rank_and_starts_again
     let next = a1.expedition_status().await.unwrap();
     assert_eq!(next.period, 2, "the next period began by itself");
     assert!(!next.signed_up);
-    assert_eq!(next.last_results[0].guild_id, "ga");
+    assert_eq!(next.last_results[0].guild_id, ga);
 }
 
 #[tokio::test]
@@ -127,17 +152,20 @@ async fn rewards_are_paid_exactly_once_across_a_restart_during_the_payout() {
     let store: Arc<dyn Store> = Arc::new(MemoryStore::new());
     let ts = start_on(config(2), store.clone(), Default::default()).await;
     let clock = ts.clock.clone();
+    let mut guilds = HashMap::new();
     let mut members = Vec::new();
+    let mut guild = String::new();
     for i in 0..5 {
-        let (c, id) = member(&ts, &format!("pay-{i}"), "gpay").await;
+        let (c, id, g) = member(&ts, &format!("pay-{i}"), "gpay", &mut guilds).await;
         members.push((c, id));
+        guild = g;
     }
     members[0].0.expedition_sign_up().await.unwrap();
     let mut total = 0;
     for (c, _) in &members {
         total += battle(&ts, c, 1).await;
     }
-    wait_points(&ts, "gpay", total).await;
+    wait_points(&ts, &guild, total).await;
     let mut before = Vec::new();
     for (c, _) in &members {
         before.push(gems(c).await);

@@ -3,6 +3,7 @@
 use bytes::Bytes;
 use guildhall_entity::Runtime;
 use guildhall_game::expedition::{Expedition, ExpeditionEvent, ExpeditionMsg, ExpeditionReply, Standing, SEASON};
+use guildhall_game::guild::{Guild, GuildMsg, GuildReply, GuildRole};
 use guildhall_game::{GameError, PlayerMsg, PlayerReply};
 use guildhall_protocol::{method, pb, Status};
 use prost::Message;
@@ -37,6 +38,7 @@ pub async fn run(rt: &Runtime, player_id: &str, m: &str, payload: &[u8]) -> Resu
         method::EXPEDITION_SIGNUP => {
             decode::<pb::ExpeditionSignUpRequest>(payload)?;
             let guild = guild.ok_or_else(|| game_error(&GameError::NoGuild))?;
+            require_officer(rt, &guild, player_id).await?;
             match call(rt, ExpeditionMsg::SignUp { guild }).await? {
                 ExpeditionReply::SignedUp { period, bracket } => {
                     pb::ExpeditionSignUpResponse { period, bracket }.encode_to_vec()
@@ -47,6 +49,21 @@ pub async fn run(rt: &Runtime, player_id: &str, m: &str, payload: &[u8]) -> Resu
         other => return Err(Answer::err(Status::UnknownMethod, format!("unknown method {other:?}"))),
     };
     Ok(bytes.into())
+}
+
+/// Only the leader or an officer signs the guild up.
+async fn require_officer(rt: &Runtime, guild: &str, player_id: &str) -> Result<(), Answer> {
+    let view = match rt.call::<Guild>(guild, GuildMsg::Get { viewer: player_id.to_string() }).await {
+        Ok(Ok(GuildReply::View(view))) => view,
+        Ok(Ok(other)) => return Err(Answer::err(Status::Internal, format!("unexpected guild reply {other:?}"))),
+        Ok(Err(e)) => return Err(game_error(&e)),
+        Err(e) => return Err(call_error(&e)),
+    };
+    match view.members.iter().find(|m| m.player_id == player_id) {
+        Some(m) if m.role >= GuildRole::Officer => Ok(()),
+        Some(_) => Err(game_error(&GameError::NotOfficer)),
+        None => Err(game_error(&GameError::NoGuild)),
+    }
 }
 
 async fn call(rt: &Runtime, msg: ExpeditionMsg) -> Result<ExpeditionReply, Answer> {
