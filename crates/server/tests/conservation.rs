@@ -1,10 +1,11 @@
 //! The conservation audit of issue 3 over the whole economy: random trades,
 //! help requests and donations, chests, battles, upgrades, cancellations,
 //! listing expiries, expedition prizes, dropped connections and a server
-//! restart that cuts requests mid-flight. Then the audit: all gold in players
-//! + gold held by the market + fees burnt + gold the rules burnt == gold the
-//! rules minted; every card is in exactly one place (a player, a listing, or
-//! a donation in a guild's escrow); every gem was minted by a rule.
+//! restart that cuts requests mid-flight. Then the audit: the gold in players,
+//! plus the gold held by the market, plus fees burnt, plus gold the rules
+//! burnt, equals the gold the rules minted; every card is in exactly one
+//! place (a player, a listing, or a donation in a guild's escrow); every gem
+//! was minted by a rule.
 //!
 //! Seeded: the seed is printed; `CONSERVATION_SEED=<n>` replays a run.
 
