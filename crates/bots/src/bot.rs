@@ -125,6 +125,7 @@ impl Bot {
             Ok((client, login)) => {
                 self.stats.record(guildhall_client::method::LOGIN, started.elapsed());
                 self.player = login.player;
+                self.ensure_guild(&client).await;
                 // Every player follows the offer stream of three card kinds.
                 let kinds: Vec<u32> = (0..3).map(|_| self.rng.below(16) as u32).collect();
                 let subscribed = Instant::now();
@@ -140,6 +141,37 @@ impl Bot {
                 *self.stats.last_connect_error.lock().expect("stats") = Some(e.to_string());
                 None
             }
+        }
+    }
+
+    /// A player without a guild joins the best recommended one, or founds
+    /// one when none has room (as real players do on their first day).
+    async fn ensure_guild(&mut self, client: &Client) {
+        if self.player.as_ref().is_some_and(|p| !p.guild_id.is_empty()) {
+            return;
+        }
+        let started = Instant::now();
+        let recommended = client.guild_recommend("en", 5).await;
+        self.stats.record(guildhall_client::method::GUILD_RECOMMEND, started.elapsed());
+        if let Ok(r) = recommended {
+            for g in r.guilds {
+                let started = Instant::now();
+                if let Ok(joined) = client.guild_join(&g.guild_id).await {
+                    self.stats.record(guildhall_client::method::GUILD_JOIN, started.elapsed());
+                    if joined.joined {
+                        return;
+                    }
+                }
+            }
+        }
+        let n = self.rng.next_u64();
+        let started = Instant::now();
+        let name = format!("Bots {:x}", n >> 16);
+        let tag = format!("{:X}", n % 0xFFFFF);
+        match client.guild_create(&name, &tag, "en", true).await {
+            Ok(_) => self.stats.record(guildhall_client::method::GUILD_CREATE, started.elapsed()),
+            Err(e) if is_refusal(&e) => self.stats.record(guildhall_client::method::GUILD_CREATE, started.elapsed()),
+            Err(e) => self.stats.error(error_kind(&e)),
         }
     }
 
@@ -229,6 +261,34 @@ impl Bot {
                         page.listings.into_iter().filter(|l| l.seller_id != me).map(|l| l.listing_id).collect();
                 }
             },
+            Action::GuildChat => {
+                let lines = ["gg", "need mana", "who wants a trade?", "nice win!", "expedition tonight"];
+                client.guild_chat_post(lines[self.rng.below(lines.len() as u64) as usize]).await?;
+            }
+            Action::GuildHelpAsk => {
+                client.guild_help_ask(self.rng.below(8) as u32, 0).await?;
+            }
+            Action::GuildHelpDonate => {
+                let guild = client.guild_get("").await?.guild.unwrap_or_default();
+                let me = self.player.as_ref().map(|p| p.player_id.clone()).unwrap_or_default();
+                let owned = |kind: u32| {
+                    self.player.as_ref().is_some_and(|p| p.cards.iter().any(|c| c.kind == kind && c.count > 1))
+                };
+                let request = guild.help.iter().find(|h| h.requester_id != me && owned(h.kind));
+                match request {
+                    Some(h) => {
+                        let donated = client.guild_help_donate(&h.requester_id, 1).await?;
+                        self.player = donated.player.or(self.player.take());
+                    }
+                    None => self.player = client.get_player().await?.player,
+                }
+            }
+            Action::GuildSearch => {
+                let prefix = ["b", "bo", "bots", "g", "a"][self.rng.below(5) as usize];
+                client
+                    .guild_search(pb::GuildSearchRequest { prefix: prefix.into(), limit: 10, ..Default::default() })
+                    .await?;
+            }
             Action::ExpeditionSignUp => match client.expedition_sign_up().await {
                 Err(e) if e.is_status(Status::ExpeditionNoGuild) => {}
                 other => {

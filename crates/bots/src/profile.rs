@@ -14,6 +14,10 @@ pub enum Action {
     MarketBrowse,
     MarketList,
     MarketBuy,
+    GuildChat,
+    GuildHelpAsk,
+    GuildHelpDonate,
+    GuildSearch,
 }
 
 impl Action {
@@ -30,6 +34,10 @@ impl Action {
             Action::MarketBrowse => method::MARKET_BROWSE,
             Action::MarketList => method::MARKET_LIST,
             Action::MarketBuy => method::MARKET_BUY,
+            Action::GuildChat => method::GUILD_CHAT_POST,
+            Action::GuildHelpAsk => method::GUILD_HELP_ASK,
+            Action::GuildHelpDonate => method::GUILD_HELP_DONATE,
+            Action::GuildSearch => method::GUILD_SEARCH,
         }
     }
 }
@@ -67,9 +75,13 @@ impl Profile {
                 (Action::Profile, 10),
                 (Action::ExpeditionStatus, 5),
                 (Action::ExpeditionSignUp, 2),
-                (Action::MarketBrowse, 10),
+                (Action::MarketBrowse, 8),
                 (Action::MarketList, 4),
-                (Action::MarketBuy, 6),
+                (Action::MarketBuy, 5),
+                (Action::GuildChat, 6),
+                (Action::GuildHelpAsk, 2),
+                (Action::GuildHelpDonate, 5),
+                (Action::GuildSearch, 2),
             ],
             drop_chance: 0.01,
             leave_chance: 0.005,
@@ -117,6 +129,6 @@ mod tests {
         let total = p.total_weight();
         let battles = (0..total).filter(|d| p.pick(*d) == Action::Battle).count() as u64;
         assert_eq!(battles, 35);
-        assert_eq!(p.pick(total - 1), Action::MarketBuy);
+        assert_eq!(p.pick(total - 1), Action::GuildSearch);
     }
 }

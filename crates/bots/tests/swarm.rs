@@ -46,7 +46,9 @@ async fn a_bounded_swarm_plays_and_reports() {
     assert!(report.peak_players > 0 && report.peak_players <= 20, "{}", report.peak_players);
     let logins = report.methods.iter().find(|m| m.method == "auth.login").map_or(0, |m| m.count);
     assert!(logins >= 20, "every bot logged in at least once: {logins}");
-    for method in ["auth.login", "player.battle", "market.browse", "market.subscribe"] {
+    for method in
+        ["auth.login", "player.battle", "market.browse", "market.subscribe", "guild.recommend", "guild.chat_post"]
+    {
         assert!(report.methods.iter().any(|m| m.method == method && m.count > 0), "{method} played");
     }
     assert!(report.drops > 0 && report.resumes > 0, "some connections dropped and resumed");
