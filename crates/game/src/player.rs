@@ -61,9 +61,11 @@ pub struct Player {
     pub applied: VecDeque<(String, Option<GameError>)>,
 }
 
-/// How many transaction outcomes a player remembers. A hub retries a step
-/// within seconds, so this is far more than a retry ever needs.
-pub const REMEMBERED_TXS: usize = 1024;
+/// How many transaction outcomes a player remembers. A hub retries an
+/// unfinished step on its next tick (a second later), so a step is never
+/// retried after more than a handful of the player's other steps; 128 is a
+/// wide margin that keeps the snapshot small (it is written on every flush).
+pub const REMEMBERED_TXS: usize = 128;
 
 /// What a transaction step does to a player's holdings.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]

@@ -41,6 +41,9 @@ fn canned(m: &str) -> Vec<u8> {
         }
         .encode_to_vec(),
         method::RESUME => pb::ResumeResponse { player_id: "baseline".into(), replayed_to: 0 }.encode_to_vec(),
+        // A guild for every bot, so that they play their guild actions.
+        method::GUILD_RECOMMEND => pb::GuildRecommendResponse { guilds: vec![] }.encode_to_vec(),
+        method::GUILD_CREATE => pb::GuildCreateResponse::default().encode_to_vec(),
         method::PLAYER_GET => pb::GetPlayerResponse { player: player() }.encode_to_vec(),
         method::OPEN_CHEST => pb::OpenChestResponse { cards: vec![], gold: 900 }.encode_to_vec(),
         method::BATTLE => {
@@ -60,6 +63,13 @@ async fn serve(stream: TcpStream) {
     while let Some(Ok(frame)) = frames.next().await {
         let reply = match decode_envelope(&frame) {
             Ok(Kind::Request(req)) => {
+                // A resume continues the client's sequence, as the real
+                // server's replay does (nothing is buffered here to replay).
+                if req.method == method::RESUME {
+                    if let Ok(r) = pb::ResumeRequest::decode(req.payload.clone()) {
+                        seq = r.last_seq;
+                    }
+                }
                 seq += 1;
                 Kind::Response(pb::Response {
                     id: req.id,

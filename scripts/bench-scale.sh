@@ -1,0 +1,71 @@
+#!/usr/bin/env bash
+# Issue 4 scaling benchmark: the Guildhall server and the bots as separate
+# processes on loopback, then the same traffic against the bare baseline
+# server, in the same run. Prints a summary; the raw reports (JSON + HTML)
+# land in bench-results/.
+#
+#   scripts/bench-scale.sh                 # 19,500 players, standard profile
+#   PLAYERS=5000 DURATION=60 scripts/bench-scale.sh
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PLAYERS=${PLAYERS:-19500}
+DURATION=${DURATION:-120}
+SPAWN=${SPAWN:-650}
+OUT=${OUT:-bench-results}
+mkdir -p "$OUT"
+cargo build --release -p guildhall-server -p guildhall-bots --bins
+DATA=$(mktemp -d)
+trap 'rm -rf "$DATA"' EXIT
+
+rss() { awk '/^VmRSS:/ {print $2}' "/proc/$1/status"; }
+
+echo "== guildhall: $PLAYERS players, ${DURATION}s"
+./target/release/guildhall serve --data-dir "$DATA/data" --listen 127.0.0.1:7360 --ws-listen "" \
+  --admin-listen 127.0.0.1:7362 --max-connections 19900 --log-level warn > "$OUT/server.log" 2>&1 &
+SPID=$!
+sleep 2
+IDLE_RSS=$(rss $SPID)
+./target/release/guildhall-bots --target 127.0.0.1:7360 --players "$PLAYERS" --spawn-rate "$SPAWN" \
+  --duration "$DURATION" --source-addrs 4 --seed 1 --server-pid $SPID --report "$OUT/guildhall.json" \
+  2> "$OUT/guildhall-progress.txt"
+kill -TERM $SPID; wait $SPID || true
+
+echo "== baseline: $PLAYERS players, ${DURATION}s"
+./target/release/baseline-server --listen 127.0.0.1:7450 > "$OUT/baseline.log" 2>&1 &
+BPID=$!
+sleep 1
+BASE_IDLE_RSS=$(rss $BPID)
+./target/release/guildhall-bots --target 127.0.0.1:7450 --players "$PLAYERS" --spawn-rate "$SPAWN" \
+  --duration "$DURATION" --source-addrs 4 --seed 1 --server-pid $BPID --report "$OUT/baseline.json" \
+  2> "$OUT/baseline-progress.txt"
+kill $BPID; wait $BPID 2>/dev/null || true
+
+python3 - "$OUT" "$IDLE_RSS" "$BASE_IDLE_RSS" "$PLAYERS" <<'PY'
+import json, sys
+out, idle, base_idle, players = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
+def steady(report):
+    # The steady state: every sample with (nearly) all players connected (bots leave and come back), minus the last 3 s (shutdown).
+    s = [x for x in report["samples"] if x["players"] >= 0.97 * players][:-3]
+    return s
+def summary(name, path, idle_rss):
+    r = json.load(open(path))
+    s = steady(r)
+    if not s:
+        print(f"{name}: never reached {players} players (peak {r['peak_players']})"); return None
+    cores = sum(x["server_cpu_cores"] for x in s) / len(s)
+    rps = sum(x["requests_per_sec"] for x in s) / len(s)
+    p99 = max(x["p99_ms"] for x in s)
+    rss = max(x["server_rss_kib"] for x in s)
+    conn = sum(x["players"] for x in s) / len(s)
+    print(f"{name}: {len(s)} steady seconds, {conn:.0f} players, {rps:.0f} req/s, server {cores:.3f} cores busy, "
+          f"worst 1-s p99 {p99:.2f} ms, errors {r['errors']} {r['errors_by_kind']}")
+    print(f"{name}: RSS idle {idle_rss} KiB, loaded {rss} KiB, {(rss-idle_rss)*1024/conn:.0f} bytes per player; "
+          f"players per busy core {conn/cores:.0f}; CPU per request {cores/rps*1e6:.1f} us")
+    for m in r["methods"]:
+        print(f"  {m['method']:<22} {m['count']:>8} p50 {m['p50_ms']:7.2f} p99 {m['p99_ms']:7.2f} p99.9 {m['p999_ms']:7.2f} max {m['max_ms']:8.2f} ms")
+    return cores / rps
+g = summary("guildhall", f"{out}/guildhall.json", idle)
+b = summary("baseline", f"{out}/baseline.json", base_idle)
+if g and b:
+    print(f"CPU per request, guildhall / baseline: {g/b:.2f}")
+PY
