@@ -45,6 +45,9 @@ pub struct Config {
     pub replay_buffer: usize,
     /// Results of recent requests a session remembers for retransmissions.
     pub remembered_results: usize,
+    /// A session receives at most one market offer-stream push per this many
+    /// milliseconds (0: every offer).
+    pub stream_push_interval_ms: u64,
     /// Longest time dirty entity state stays unwritten (write-behind).
     pub flush_interval_ms: u64,
     /// Entities idle this long are passivated.
@@ -80,6 +83,7 @@ impl Default for Config {
             secret: None,
             replay_buffer: 256,
             remembered_results: 32,
+            stream_push_interval_ms: 5_000,
             flush_interval_ms: 2_000,
             entity_idle_secs: 300,
             call_timeout_ms: 5_000,
@@ -111,6 +115,8 @@ impl Config {
             ws_listen: "127.0.0.1:0".into(),
             admin_listen: "127.0.0.1:0".into(),
             secret: Some("test-secret".into()),
+            // Tests check every offer of the stream.
+            stream_push_interval_ms: 0,
             ..Self::default()
         }
     }

@@ -129,6 +129,7 @@ impl Server {
         let sessions = Sessions::new(SessionLimits {
             replay_buffer: config.replay_buffer.max(1),
             remembered_results: config.remembered_results.max(1),
+            stream_push_interval_ms: config.stream_push_interval_ms,
         });
         let (shutdown_tx, shutdown_rx) = watch::channel(false);
         let conn_cap = Arc::new(Semaphore::new(config.max_connections));

@@ -56,6 +56,11 @@ pub struct SessionLimits {
     pub replay_buffer: usize,
     /// Request results remembered for retransmissions.
     pub remembered_results: usize,
+    /// Stream subscriptions (the market's offer stream) deliver at most one
+    /// push per this many milliseconds per session; the rest are dropped.
+    /// A stream to thousands of sessions must not cost a push per event per
+    /// session. 0: every event.
+    pub stream_push_interval_ms: u64,
 }
 
 /// What a connection should do about a request id.
@@ -147,6 +152,8 @@ pub struct Session {
     state: Mutex<State>,
     /// Wakes the attached connection when there is something to write.
     notify: Notify,
+    /// Clock time of the last push delivered from a stream subscription.
+    stream_pushed_at: std::sync::atomic::AtomicU64,
 }
 
 impl Session {
@@ -169,6 +176,7 @@ impl Session {
                 subscriptions: Vec::new(),
             }),
             notify: Notify::new(),
+            stream_pushed_at: std::sync::atomic::AtomicU64::new(0),
         }
     }
 
@@ -354,6 +362,29 @@ impl Session {
         runtime: &Runtime,
         convert: Convert,
     ) {
+        self.subscribe_slot(slot, topic, runtime, convert, false)
+    }
+
+    /// Like [`Session::resubscribe`], for a high-volume stream: its pushes
+    /// are thinned to one per `stream_push_interval_ms` per session.
+    pub fn resubscribe_stream(
+        self: &Arc<Self>,
+        slot: &'static str,
+        topic: Option<String>,
+        runtime: &Runtime,
+        convert: Convert,
+    ) {
+        self.subscribe_slot(slot, topic, runtime, convert, true)
+    }
+
+    fn subscribe_slot(
+        self: &Arc<Self>,
+        slot: &'static str,
+        topic: Option<String>,
+        runtime: &Runtime,
+        convert: Convert,
+        stream: bool,
+    ) {
         let mut st = self.lock();
         if st.ended.is_some() {
             return;
@@ -367,7 +398,13 @@ impl Session {
             runtime.pubsub().unsubscribe(&old, id);
         }
         if let Some(topic) = topic {
-            let sub = Arc::new(SessionSubscriber { session: Arc::downgrade(self), runtime: runtime.clone(), convert });
+            let throttle_ms = if stream { self.limits.stream_push_interval_ms } else { 0 };
+            let sub = Arc::new(SessionSubscriber {
+                session: Arc::downgrade(self),
+                runtime: runtime.clone(),
+                convert,
+                throttle_ms,
+            });
             let id = runtime.pubsub().subscribe(&topic, sub);
             st.subscriptions.push((slot, topic, id));
         }
@@ -385,11 +422,25 @@ struct SessionSubscriber {
     /// To follow subscription changes (a guild joined) from inside delivery.
     runtime: Runtime,
     convert: Convert,
+    /// Non-zero for stream subscriptions: the session's minimum interval
+    /// between stream pushes. Checked before any conversion work, so a
+    /// dropped event costs almost nothing.
+    throttle_ms: u64,
 }
 
 impl Subscriber for SessionSubscriber {
     fn deliver(&self, event: &Event) {
         let Some(session) = self.session.upgrade() else { return };
+        if self.throttle_ms > 0 {
+            use std::sync::atomic::Ordering;
+            let now = self.runtime.now_ms();
+            let last = session.stream_pushed_at.load(Ordering::Relaxed);
+            if last != 0 && now.saturating_sub(last) < self.throttle_ms {
+                metrics::counter!("guildhall_stream_pushes_thinned_total").increment(1);
+                return;
+            }
+            session.stream_pushed_at.store(now.max(1), Ordering::Relaxed);
+        }
         let delivery = (self.convert)(event);
         if let Some(Resubscribe { slot, topic }) = delivery.resubscribe {
             session.resubscribe(slot, topic, &self.runtime, self.convert);
@@ -511,7 +562,7 @@ mod tests {
     use guildhall_protocol::decode_envelope;
 
     fn limits() -> SessionLimits {
-        SessionLimits { replay_buffer: 4, remembered_results: 3 }
+        SessionLimits { replay_buffer: 4, remembered_results: 3, stream_push_interval_ms: 0 }
     }
 
     fn seqs(p: Pending) -> Vec<u64> {
@@ -626,6 +677,26 @@ mod tests {
         assert_eq!(rt.pubsub().publish("guild/b", Bytes::new()), 1);
         s.resubscribe("guild", None, &rt, push_all);
         assert_eq!(rt.pubsub().topic_count(), 1);
+    }
+
+    #[tokio::test]
+    async fn stream_pushes_are_thinned_per_session_on_the_clock() {
+        let clock = guildhall_entity::ManualClock::default();
+        let rt = Runtime::builder(Arc::new(guildhall_store::MemoryStore::new()), Arc::new(clock.clone())).build();
+        let sessions = Sessions::new(SessionLimits { stream_push_interval_ms: 5_000, ..limits() });
+        let s = sessions.open(1, "p", &[], &rt, push_all);
+        s.resubscribe_stream("market/1", Some("market/kind/1".into()), &rt, push_all);
+        s.resubscribe_stream("market/2", Some("market/kind/2".into()), &rt, push_all);
+        s.resubscribe("player", Some("player/p".into()), &rt, push_all);
+        for _ in 0..10 {
+            rt.pubsub().publish("market/kind/1", Bytes::new());
+            rt.pubsub().publish("market/kind/2", Bytes::new());
+        }
+        rt.pubsub().publish("player/p", Bytes::new());
+        assert_eq!(s.buffered(), 2, "one stream push, and every player push");
+        clock.advance(std::time::Duration::from_millis(5_000));
+        rt.pubsub().publish("market/kind/2", Bytes::new());
+        assert_eq!(s.buffered(), 3, "the next stream push after the interval");
     }
 
     #[tokio::test]

@@ -111,7 +111,7 @@ pub async fn run(rt: &Runtime, session: &Arc<Session>, m: &str, payload: &[u8]) 
             }
             for kind in 0..MARKET_SHARDS {
                 let topic = req.kinds.contains(&kind).then(|| market_topic(kind));
-                session.resubscribe(SLOTS[kind as usize], topic, rt, super::deliver_event);
+                session.resubscribe_stream(SLOTS[kind as usize], topic, rt, super::deliver_event);
             }
             let mut kinds = req.kinds;
             kinds.sort_unstable();
