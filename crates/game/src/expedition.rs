@@ -27,6 +27,10 @@ pub const DEFAULT_PERIOD_MS: u64 = 7 * 24 * 3600 * 1000;
 pub const BRACKET_SIZE: usize = 8;
 /// Payments per tick: bounds how long one tick holds the hub.
 pub const DEFAULT_PAYOUTS_PER_TICK: usize = 200;
+/// Live standings are pushed at most this often. Every battle moves a
+/// bracket, so pushing each second would send every member of every active
+/// guild a push a second; the final standings still go out at once.
+pub const STANDINGS_PUSH_MS: u64 = 30_000;
 
 /// Gems per scoring member, by rank in the bracket (1st, 2nd, ...).
 pub fn reward_for_rank(rank: u32) -> u64 {
@@ -83,6 +87,9 @@ pub struct Expedition {
     pub last_results: Vec<Vec<Standing>>,
     /// Gems paid out over all periods (for audits).
     pub gems_paid: u64,
+    /// Clock time of the last live standings push.
+    #[serde(default)]
+    pub standings_pushed_at_ms: u64,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -137,6 +144,7 @@ impl Expedition {
             payouts: BTreeMap::new(),
             last_results: Vec::new(),
             gems_paid: 0,
+            standings_pushed_at_ms: 0,
         }
     }
 
@@ -302,6 +310,12 @@ impl Expedition {
             // A crash before this write repeats these payments with the same
             // transaction ids: the players apply them once.
             ctx.durable();
+        }
+        if self.standings_pushed_at_ms != 0 && now.saturating_sub(self.standings_pushed_at_ms) < STANDINGS_PUSH_MS {
+            return;
+        }
+        if !self.changed.is_empty() {
+            self.standings_pushed_at_ms = now.max(1);
         }
         let changed = std::mem::take(&mut self.changed);
         for bracket in changed {

@@ -15,6 +15,8 @@ pub struct Config {
     /// Storage backend: "redb" (embedded, durable; the default) or "memory"
     /// (lost at exit; for experiments).
     pub store: String,
+    /// Page cache of the embedded store, MiB (part of the server's RSS).
+    pub store_cache_mib: usize,
     /// TCP listener for clients (length-prefixed protobuf frames).
     pub listen: String,
     /// WebSocket listener for clients (binary messages); empty to disable.
@@ -44,6 +46,9 @@ pub struct Config {
     /// Unacknowledged server messages a session keeps for replay.
     pub replay_buffer: usize,
     /// Results of recent requests a session remembers for retransmissions.
+    /// A client re-sends only its unanswered requests after a reconnect, so
+    /// this needs to cover what a client has in flight, not its history;
+    /// each remembered result holds a whole response.
     pub remembered_results: usize,
     /// A session receives at most one market offer-stream push per this many
     /// milliseconds (0: every offer).
@@ -69,6 +74,7 @@ impl Default for Config {
         Self {
             data_dir: PathBuf::from("guildhall-data"),
             store: "redb".into(),
+            store_cache_mib: 64,
             listen: "127.0.0.1:7350".into(),
             ws_listen: "127.0.0.1:7351".into(),
             admin_listen: "127.0.0.1:7352".into(),
@@ -82,7 +88,7 @@ impl Default for Config {
             token_ttl_secs: 24 * 3600,
             secret: None,
             replay_buffer: 256,
-            remembered_results: 32,
+            remembered_results: 8,
             stream_push_interval_ms: 5_000,
             flush_interval_ms: 2_000,
             entity_idle_secs: 300,

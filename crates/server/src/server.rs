@@ -85,7 +85,8 @@ fn open_store(config: &Config) -> Result<Arc<dyn Store>, StartError> {
     match config.store.as_str() {
         "redb" => {
             let path = config.data_dir.join("guildhall.redb");
-            Ok(Arc::new(RedbStore::open(&path).map_err(|e| StartError::Store(e.to_string()))?))
+            let cache = config.store_cache_mib.max(1) << 20;
+            Ok(Arc::new(RedbStore::open_with_cache(&path, cache).map_err(|e| StartError::Store(e.to_string()))?))
         }
         "memory" => Ok(Arc::new(MemoryStore::new())),
         other => Err(StartError::Config(format!("unknown store {other:?} (expected \"redb\" or \"memory\")"))),

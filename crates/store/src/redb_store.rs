@@ -39,6 +39,9 @@ impl std::fmt::Debug for RedbStore {
     }
 }
 
+/// Default page cache: 64 MiB.
+pub const DEFAULT_CACHE_BYTES: usize = 64 << 20;
+
 impl RedbStore {
     /// Opens the database at `path`, creating it (and its parent directories)
     /// if it does not exist.
@@ -48,12 +51,21 @@ impl RedbStore {
     /// A redb file can be open by one process at a time; a second open fails
     /// with a backend error.
     pub fn open(path: impl AsRef<Path>) -> Result<Self, StoreError> {
+        Self::open_with_cache(path, DEFAULT_CACHE_BYTES)
+    }
+
+    /// Like [`RedbStore::open`] with a page cache of `cache_bytes`. redb's
+    /// own default is 1 GiB, and a server that rewrites entity snapshots all
+    /// day fills it: the cache is part of the server's RSS.
+    pub fn open_with_cache(path: impl AsRef<Path>, cache_bytes: usize) -> Result<Self, StoreError> {
         let path = path.as_ref();
         if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
             std::fs::create_dir_all(parent)
                 .map_err(|e| StoreError::Backend(format!("redb: creating directory {}: {e}", parent.display())))?;
         }
-        let db = Database::create(path)
+        let db = redb::Builder::new()
+            .set_cache_size(cache_bytes)
+            .create(path)
             .map_err(|e| StoreError::Backend(format!("redb: opening {}: {e}", path.display())))?;
         // Create the table up front: a read transaction cannot create it, and
         // would otherwise fail with "table does not exist" on a fresh file.
