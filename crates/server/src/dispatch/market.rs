@@ -20,7 +20,7 @@ use guildhall_game::{GameError, PlayerMsg, PlayerReply, PlayerView, Rarity, CATA
 use guildhall_protocol::{method, pb, Status};
 use prost::Message;
 
-use super::player::{call_player, player_pb};
+use super::player::{call_player, player_pb, rarity_pb};
 use super::{call_error, decode, game_error};
 use crate::session::{Answer, Session};
 
@@ -246,15 +246,6 @@ fn status_pb(s: ListingStatus) -> pb::MarketListingStatus {
         ListingStatus::Sold => pb::MarketListingStatus::ListingSold,
         ListingStatus::Cancelled => pb::MarketListingStatus::ListingCancelled,
         ListingStatus::Expired => pb::MarketListingStatus::ListingExpired,
-    }
-}
-
-fn rarity_pb(r: Rarity) -> pb::Rarity {
-    match r {
-        Rarity::Common => pb::Rarity::Common,
-        Rarity::Rare => pb::Rarity::Rare,
-        Rarity::Epic => pb::Rarity::Epic,
-        Rarity::Legendary => pb::Rarity::Legendary,
     }
 }
 

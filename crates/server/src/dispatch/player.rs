@@ -78,7 +78,7 @@ pub async fn call_player(rt: &Runtime, player_id: &str, msg: PlayerMsg) -> Resul
     }
 }
 
-fn rarity_pb(r: Rarity) -> pb::Rarity {
+pub(super) fn rarity_pb(r: Rarity) -> pb::Rarity {
     match r {
         Rarity::Common => pb::Rarity::Common,
         Rarity::Rare => pb::Rarity::Rare,
