@@ -147,10 +147,11 @@ fn svg_chart(title: &str, unit: &str, xs: &[f64], ys: &[f64], color: &str) -> St
         r##"<svg width="{tw}" height="{th}" xmlns="http://www.w3.org/2000/svg">
 <text x="{left}" y="18" font-size="15" font-weight="bold">{title}</text>
 <rect x="{left}" y="{top}" width="{w}" height="{h}" fill="none" stroke="#999"/>
-<text x="{lx}" y="{top2}" font-size="11" text-anchor="end">{ymax:.1}{unit}</text>
+<text x="{lx}" y="{top2}" font-size="11" text-anchor="end">{ylabel}{unit}</text>
 <text x="{lx}" y="{bottom}" font-size="11" text-anchor="end">0</text>
 <text x="{right}" y="{xl}" font-size="11" text-anchor="end">{xmax:.0} s</text>
 <polyline fill="none" stroke="{color}" stroke-width="2" points="{points}"/></svg>"##,
+        ylabel = if ymax >= 100.0 { format!("{ymax:.0}") } else { format!("{ymax:.1}") },
         tw = left + w + 20.0,
         th = top + h + 30.0,
         lx = left - 5.0,
