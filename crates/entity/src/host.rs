@@ -45,6 +45,11 @@ pub(crate) struct Slot<E: Entity> {
     /// Mirrors the task's dirty flag so that a periodic flush only writes to
     /// the mailboxes of entities that have something to write.
     pub dirty: AtomicBool,
+    /// Clock time at which the state became dirty (0: clean). Each instance
+    /// is flushed once it has been dirty for the flush interval, so the
+    /// write-behind work spreads over time instead of every dirty instance
+    /// writing in the same tick.
+    pub dirty_since: AtomicU64,
     stopped: AtomicBool,
     stopped_notify: Notify,
 }
@@ -97,6 +102,7 @@ impl<E: Entity> KindHost<E> {
             gen: self.next_gen.fetch_add(1, Ordering::Relaxed),
             last_active: AtomicU64::new(rt.now_ms()),
             dirty: AtomicBool::new(false),
+            dirty_since: AtomicU64::new(0),
             stopped: AtomicBool::new(false),
             stopped_notify: Notify::new(),
         });
@@ -126,8 +132,9 @@ pub(crate) trait AnyHost: Send + Sync + 'static {
     fn as_any(self: Arc<Self>) -> Arc<dyn Any + Send + Sync>;
     fn stats(&self) -> KindStats;
     fn entities(&self, now_ms: u64) -> Vec<EntityStats>;
-    /// Asks every dirty instance to write its state; the receivers fire when done.
-    fn request_flush(&self) -> Vec<oneshot::Receiver<()>>;
+    /// Asks every instance dirty since `dirty_before_ms` or earlier to write
+    /// its state (`u64::MAX`: every dirty one); the receivers fire when done.
+    fn request_flush(&self, dirty_before_ms: u64) -> Vec<oneshot::Receiver<()>>;
     /// Asks every instance idle since before `idle_before_ms` to passivate.
     fn passivate_idle(&self, idle_before_ms: u64) -> usize;
     /// Asks every instance to passivate; the futures finish when each stopped.
@@ -166,10 +173,10 @@ impl<E: Entity> AnyHost for KindHost<E> {
             .collect()
     }
 
-    fn request_flush(&self) -> Vec<oneshot::Receiver<()>> {
+    fn request_flush(&self, dirty_before_ms: u64) -> Vec<oneshot::Receiver<()>> {
         let mut waits = Vec::new();
         for (_, slot) in self.all() {
-            if !slot.dirty.load(Ordering::Relaxed) {
+            if !slot.dirty.load(Ordering::Relaxed) || slot.dirty_since.load(Ordering::Relaxed) > dirty_before_ms {
                 continue;
             }
             let (done, wait) = oneshot::channel();
@@ -247,6 +254,7 @@ impl<E: Entity> Instance<E> {
                 self.version = v;
                 self.dirty = false;
                 slot.dirty.store(false, Ordering::Relaxed);
+                slot.dirty_since.store(0, Ordering::Relaxed);
                 Ok(())
             }
             Err(StoreError::Conflict { expected, actual }) => {
@@ -286,6 +294,9 @@ async fn run_entity<E: Entity>(
         }
     };
     slot.dirty.store(inst.dirty, Ordering::Relaxed);
+    if inst.dirty {
+        slot.dirty_since.store(rt.now_ms().max(1), Ordering::Relaxed);
+    }
     let mut ctx = Ctx::new(id.clone(), rt.clone());
     inst.state.activated(&mut ctx);
 
@@ -299,6 +310,9 @@ async fn run_entity<E: Entity>(
                 // future inline.
                 let answer = Box::pin(inst.state.handle(msg, &mut ctx)).await;
                 if ctx.changed {
+                    if !inst.dirty {
+                        slot.dirty_since.store(rt.now_ms().max(1), Ordering::Relaxed);
+                    }
                     inst.dirty = true;
                     slot.dirty.store(true, Ordering::Relaxed);
                 }

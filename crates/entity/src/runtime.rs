@@ -4,7 +4,7 @@
 use std::any::Any;
 use std::collections::HashMap;
 use std::marker::PhantomData;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -69,7 +69,6 @@ impl RuntimeBuilder {
     /// Starts the flusher task: call inside a tokio runtime.
     pub fn build(self) -> Runtime {
         let flusher = Flusher::spawn(self.store.clone());
-        let now = self.clock.now_ms();
         Runtime {
             inner: Arc::new(Inner {
                 store: self.store,
@@ -80,7 +79,6 @@ impl RuntimeBuilder {
                 pubsub: PubSub::new(),
                 flusher,
                 shutting_down: AtomicBool::new(false),
-                last_flush_ms: AtomicU64::new(now),
             }),
         }
     }
@@ -95,8 +93,6 @@ struct Inner {
     pubsub: PubSub,
     flusher: Flusher,
     shutting_down: AtomicBool,
-    /// Clock time of the last periodic flush.
-    last_flush_ms: AtomicU64,
 }
 
 /// Handle to the entity runtime of this node. Clone freely.
@@ -237,8 +233,8 @@ impl Runtime {
     }
 
     /// Periodic housekeeping, driven by the injected clock: passivates idle
-    /// instances and, when the flush interval has passed, writes every dirty
-    /// one. The server calls it every second; tests call it after moving the
+    /// instances and writes every instance that has been dirty for the flush
+    /// interval. The server calls it every second; tests call it after moving the
     /// clock.
     pub async fn maintain(&self) {
         let now = self.now_ms();
@@ -246,11 +242,10 @@ impl Runtime {
         for host in self.inner.hosts.values() {
             host.passivate_idle(idle_before);
         }
-        let last = self.inner.last_flush_ms.load(Ordering::Relaxed);
-        if now.saturating_sub(last) >= self.inner.config.flush_interval.as_millis() as u64 {
-            self.inner.last_flush_ms.store(now, Ordering::Relaxed);
-            self.flush_all().await;
-        }
+        // Every instance that has been dirty for the flush interval writes
+        // now; the others wait for a later tick.
+        let dirty_before = now.saturating_sub(self.inner.config.flush_interval.as_millis() as u64);
+        self.flush(dirty_before).await;
         for stats in self.kinds() {
             metrics::gauge!("guildhall_entities_active", "kind" => stats.kind.clone()).set(stats.active as f64);
             metrics::gauge!("guildhall_entities_dirty", "kind" => stats.kind).set(stats.dirty as f64);
@@ -259,9 +254,13 @@ impl Runtime {
 
     /// Writes every dirty instance now and waits for the writes.
     pub async fn flush_all(&self) {
+        self.flush(u64::MAX).await
+    }
+
+    async fn flush(&self, dirty_before_ms: u64) {
         let mut waits = Vec::new();
         for host in self.inner.hosts.values() {
-            waits.extend(host.request_flush());
+            waits.extend(host.request_flush(dirty_before_ms));
         }
         for wait in waits {
             let _ = wait.await;

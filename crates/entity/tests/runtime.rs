@@ -293,3 +293,21 @@ mod schema_growth {
         assert!(loaded.badges.is_empty());
     }
 }
+
+#[tokio::test]
+async fn each_instance_is_written_once_it_has_been_dirty_for_the_flush_interval() {
+    let clock = ManualClock::default();
+    let store: Arc<dyn Store> = Arc::new(MemoryStore::new());
+    let rt = runtime(store.clone(), &clock);
+    rt.call::<Counter>("early", CounterMsg::Get).await.unwrap(); // a new entity is dirty at creation
+    rt.call::<Counter>("early", CounterMsg::Add(1)).await.unwrap();
+    clock.advance(Duration::from_secs(6));
+    rt.call::<Counter>("late", CounterMsg::Add(2)).await.unwrap();
+    clock.advance(Duration::from_secs(4)); // early: dirty 10 s; late: 4 s
+    rt.maintain().await;
+    assert_eq!(stored(&store, "early").await.map(|(c, _)| c), Some(1));
+    assert_eq!(stored(&store, "late").await, None, "not yet: dirty for less than the interval");
+    clock.advance(Duration::from_secs(6));
+    rt.maintain().await;
+    assert_eq!(stored(&store, "late").await.map(|(c, _)| c), Some(2));
+}
