@@ -79,6 +79,7 @@ impl RuntimeBuilder {
                 pubsub: PubSub::new(),
                 flusher,
                 shutting_down: AtomicBool::new(false),
+                casts_in_flight: tokio::sync::watch::channel(0).0,
             }),
         }
     }
@@ -93,6 +94,9 @@ struct Inner {
     pubsub: PubSub,
     flusher: Flusher,
     shutting_down: AtomicBool,
+    /// Spawned casts not yet in their mailbox, so that [`Runtime::settle`]
+    /// can wait for them instead of a caller polling.
+    casts_in_flight: tokio::sync::watch::Sender<usize>,
 }
 
 /// Handle to the entity runtime of this node. Clone freely.
@@ -202,11 +206,21 @@ impl Runtime {
     pub fn spawn_cast<E: Entity>(&self, key: &str, msg: E::Msg) {
         let rt = self.clone();
         let key = key.to_string();
+        self.inner.casts_in_flight.send_modify(|n| *n += 1);
         tokio::spawn(async move {
             if let Err(e) = rt.cast::<E>(&key, msg).await {
                 tracing::warn!(kind = E::KIND, key, error = %e, "spawned cast failed");
             }
+            rt.inner.casts_in_flight.send_modify(|n| *n -= 1);
         });
+    }
+
+    /// Waits until every spawned cast is in its mailbox. A call made after
+    /// this to the same entity is handled after those casts: tests use it to
+    /// observe the effects of fire-and-forget messages without polling.
+    pub async fn settle(&self) {
+        let mut rx = self.inner.casts_in_flight.subscribe();
+        let _ = rx.wait_for(|n| *n == 0).await;
     }
 
     async fn deliver<E: Entity>(&self, key: &str, letter: Letter<E>) -> Result<(), CallError> {

@@ -56,6 +56,7 @@ pub async fn serve<T: Transport>(shared: Arc<Shared>, mut transport: T, _permit:
         direct: Vec::new(),
     };
     metrics::gauge!("guildhall_connections").increment(1.0);
+    conn.shared.connections.send_modify(|n| *n += 1);
     let exit = conn.run(&mut transport).await;
     if let Exit::Close(status, reason) = exit {
         tracing::debug!(conn = conn.id, ?status, %reason, "closing connection");
@@ -67,6 +68,7 @@ pub async fn serve<T: Transport>(shared: Arc<Shared>, mut transport: T, _permit:
     if let Some(session) = conn.session.take() {
         session.detach(conn.id, conn.shared.now_ms());
     }
+    conn.shared.connections.send_modify(|n| *n -= 1);
     metrics::gauge!("guildhall_connections").decrement(1.0);
 }
 

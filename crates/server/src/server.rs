@@ -201,7 +201,14 @@ impl Server {
 
     /// Open client connections.
     pub fn connection_count(&self) -> usize {
-        self.shared.config.max_connections - self.conn_cap.available_permits()
+        *self.shared.connections.borrow()
+    }
+
+    /// Waits until exactly `n` client connections are open (for example
+    /// until the server has noticed that a client went away).
+    pub async fn wait_for_connections(&self, n: usize) {
+        let mut rx = self.shared.connections.subscribe();
+        let _ = rx.wait_for(|c| *c == n).await;
     }
 
     /// Housekeeping by the injected clock: expires sessions past their resume

@@ -18,6 +18,9 @@ pub struct Shared {
     pub clock: Arc<dyn Clock>,
     /// Flips to true when the server begins a graceful stop.
     pub shutdown: watch::Receiver<bool>,
+    /// Open client connections; a watch so that a caller can wait for a
+    /// count (tests, graceful stop) instead of polling.
+    pub connections: watch::Sender<usize>,
     next_conn_id: AtomicU64,
 }
 
@@ -30,7 +33,16 @@ impl Shared {
         clock: Arc<dyn Clock>,
         shutdown: watch::Receiver<bool>,
     ) -> Self {
-        Self { config, runtime, sessions, signer, clock, shutdown, next_conn_id: AtomicU64::new(1) }
+        Self {
+            config,
+            runtime,
+            sessions,
+            signer,
+            clock,
+            shutdown,
+            connections: watch::channel(0).0,
+            next_conn_id: AtomicU64::new(1),
+        }
     }
 
     pub fn next_conn_id(&self) -> u64 {

@@ -140,7 +140,7 @@ async fn after_the_window_the_client_must_log_in_again() {
     let mut events = client.events();
     client.drop_connection().await;
     next_event(&mut events, |e| *e == ClientEvent::Disconnected).await;
-    common::wait_until("the server saw the drop", || ts.server.connection_count() == 0).await;
+    common::connections(&ts, 0).await;
 
     ts.clock.advance(Duration::from_secs(61));
     ts.server.maintain().await;

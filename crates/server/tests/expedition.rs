@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use common::{start_on, TestServer, WAIT};
 use guildhall_client::{Client, ClientConfig};
-use guildhall_game::expedition::reward_for_rank;
+use guildhall_game::expedition::{reward_for_rank, Expedition, ExpeditionMsg, ExpeditionReply, SEASON};
 use guildhall_game::{Player, PlayerMsg};
 use guildhall_protocol::pb::{self, Status};
 use guildhall_store::{MemoryStore, Store};
@@ -64,16 +64,20 @@ async fn battle(ts: &TestServer, c: &Client, n: usize) -> u64 {
     points
 }
 
-/// Points are cast from battles: wait until the hub counted them.
+/// Points are cast from battles: once the casts are delivered, the hub's
+/// next answer counts them.
 async fn wait_points(ts: &TestServer, guild: &str, points: u64) {
-    for _ in 0..5000 {
-        let state = ts.server.runtime().state_json("expedition", "season").await.unwrap().unwrap();
-        if state["guilds"][guild]["points"].as_u64() == Some(points) {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(2)).await;
-    }
-    panic!("{guild} never reached {points} points");
+    ts.server.runtime().settle().await;
+    let status = ts
+        .server
+        .runtime()
+        .call::<Expedition>(SEASON, ExpeditionMsg::Status { guild: Some(guild.into()) })
+        .await
+        .unwrap()
+        .unwrap();
+    let ExpeditionReply::Status(status) = status else { panic!("{status:?}") };
+    let mine = status.standings.iter().find(|s| s.guild == guild).expect("signed up");
+    assert_eq!(mine.points, points, "{guild} points");
 }
 
 async fn next_standings(pushes: &mut tokio::sync::mpsc::UnboundedReceiver<pb::Push>) -> pb::Event {

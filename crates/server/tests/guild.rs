@@ -78,15 +78,12 @@ async fn search(p: &P, prefix: &str) -> Vec<pb::GuildSummary> {
     p.client.guild_search(req).await.unwrap().guilds
 }
 
-/// The directory is updated by casts: poll (bounded) until it shows `want`.
-async fn directory_shows(p: &P, prefix: &str, want: impl Fn(&[pb::GuildSummary]) -> bool) {
-    for _ in 0..2000 {
-        if want(&search(p, prefix).await) {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(2)).await;
-    }
-    panic!("directory never showed the expected listing for {prefix:?}: {:?}", search(p, prefix).await);
+/// The directory is updated by casts: once they are delivered, a search
+/// (queued behind them) shows their effect.
+async fn directory_shows(ts: &TestServer, p: &P, prefix: &str, want: impl Fn(&[pb::GuildSummary]) -> bool) {
+    ts.server.runtime().settle().await;
+    let found = search(p, prefix).await;
+    assert!(want(&found), "the directory does not show the expected listing for {prefix:?}: {found:?}");
 }
 
 #[tokio::test]
@@ -223,7 +220,7 @@ async fn a_full_guild_refuses_joins_and_leaves_the_recommendations() {
     refused(late.client.guild_join(&id).await, Status::GuildFull);
     assert_eq!(me(&late).await.guild_id, "");
 
-    directory_shows(&late, "pack", |g| g.len() == 1 && g[0].members == 30).await;
+    directory_shows(&ts, &late, "pack", |g| g.len() == 1 && g[0].members == 30).await;
     let req = pb::GuildSearchRequest { has_room: true, ..Default::default() };
     let with_room = late.client.guild_search(req).await.unwrap().guilds;
     assert_eq!(with_room.iter().map(|g| g.guild_id.as_str()).collect::<Vec<_>>(), [roomy_id.as_str()]);
@@ -260,12 +257,12 @@ async fn leadership_passes_on_and_the_last_member_disbands() {
     let g = b.client.guild_get("").await.unwrap().guild.unwrap();
     assert_eq!(g.members.len(), 1);
     assert_eq!(g.members[0].role, pb::GuildRole::GuildLeader as i32);
-    directory_shows(&b, "succ", |g| g.len() == 1 && g[0].members == 1).await;
+    directory_shows(&ts, &b, "succ", |g| g.len() == 1 && g[0].members == 1).await;
 
     let left = b.client.guild_leave().await.unwrap();
     assert!(left.disbanded);
     refused(b.client.guild_join(&id).await, Status::GuildNotFound);
-    directory_shows(&b, "succ", |g| g.is_empty()).await;
+    directory_shows(&ts, &b, "succ", |g| g.is_empty()).await;
     // The name is free again.
     create(&a, "Succession", "SUC", true).await;
 }
@@ -463,15 +460,9 @@ async fn a_donation_interrupted_by_a_restart_completes_without_losing_cards() {
     let state = rt.state_json("guild", &id).await.unwrap().unwrap();
     assert_eq!(state["pending"].as_object().unwrap().len(), 1, "the intent is in the guild's state");
     // The directory learns (by a cast) when to wake the guild.
-    let mut woken = false;
-    for _ in 0..2000 {
-        let dir = rt.state_json("guild_directory", "all").await.unwrap().unwrap();
-        if dir["wakeups"].get(&id).is_some() {
-            woken = true;
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(2)).await;
-    }
+    rt.settle().await;
+    let dir = rt.state_json("guild_directory", "all").await.unwrap().unwrap();
+    let woken = dir["wakeups"].get(&id).is_some();
     assert!(woken, "the directory holds the guild's wake-up");
     a.client.close().await;
     b.client.close().await;
@@ -511,7 +502,7 @@ async fn the_directory_searches_by_prefix_and_filters_and_follows_membership() {
     let r = c.client.guild_create("Sun Guard", "SUN", "de", true).await.unwrap();
     let id_c = r.guild.unwrap().summary.unwrap().guild_id;
 
-    directory_shows(&seeker, "MOON", |g| g.len() == 2).await;
+    directory_shows(&ts, &seeker, "MOON", |g| g.len() == 2).await;
     let found = search(&seeker, "moon").await;
     assert_eq!(found.iter().map(|g| g.guild_id.as_str()).collect::<Vec<_>>(), [id_a.as_str(), id_b.as_str()]);
     let open = seeker
@@ -541,7 +532,7 @@ async fn the_directory_searches_by_prefix_and_filters_and_follows_membership() {
 
     // Membership changes reach the directory.
     seeker.client.guild_join(&id_a).await.unwrap();
-    directory_shows(&seeker, "moon k", |g| g.len() == 1 && g[0].members == 2).await;
+    directory_shows(&ts, &seeker, "moon k", |g| g.len() == 1 && g[0].members == 2).await;
     let rec = seeker.client.guild_recommend("en", 10).await.unwrap().guilds;
     assert!(rec.iter().all(|g| g.guild_id != id_a), "not the player's own guild");
     let min2 = seeker
@@ -552,5 +543,5 @@ async fn the_directory_searches_by_prefix_and_filters_and_follows_membership() {
         .guilds;
     assert_eq!(min2.len(), 1);
     seeker.client.guild_leave().await.unwrap();
-    directory_shows(&seeker, "moon k", |g| g.len() == 1 && g[0].members == 1).await;
+    directory_shows(&ts, &seeker, "moon k", |g| g.len() == 1 && g[0].members == 1).await;
 }

@@ -168,7 +168,7 @@ async fn after_the_resume_window_the_session_is_gone() {
 
 /// Waits until the server has seen every connection close.
 async fn detached(ts: &common::TestServer) {
-    common::wait_until("every connection closed", || ts.server.connection_count() == 0).await;
+    common::connections(ts, 0).await;
 }
 
 #[tokio::test]

@@ -149,14 +149,8 @@ pub fn status_of(resp: &pb::Response) -> pb::Status {
     pb::Status::try_from(resp.status).unwrap_or(pb::Status::Internal)
 }
 
-/// Polls (bounded) until `cond` holds: for server-side effects of a client
-/// action that have no event of their own, such as noticing a closed socket.
-pub async fn wait_until(what: &str, cond: impl Fn() -> bool) {
-    for _ in 0..5000 {
-        if cond() {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(2)).await;
-    }
-    panic!("timed out waiting until {what}");
+/// Waits until the server has `n` open connections (for example until it
+/// noticed that a client went away), failing after [`WAIT`].
+pub async fn connections(ts: &TestServer, n: usize) {
+    tokio::time::timeout(WAIT, ts.server.wait_for_connections(n)).await.expect("connection count reached in time");
 }
