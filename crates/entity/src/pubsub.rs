@@ -6,17 +6,41 @@
 //! (the publisher's serialised domain event) so that an event can cross to
 //! another node unchanged.
 
+use std::any::Any;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 
 use bytes::Bytes;
 
 /// One published event.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct Event {
     pub topic: Arc<str>,
     pub payload: Bytes,
+    /// What subscribers derive from the payload, computed by the first one
+    /// and shared by the rest: an event to a thousand subscribers is decoded
+    /// once, not a thousand times.
+    derived: OnceLock<Box<dyn Any + Send + Sync>>,
+}
+
+impl Event {
+    pub fn new(topic: Arc<str>, payload: Bytes) -> Self {
+        Self { topic, payload, derived: OnceLock::new() }
+    }
+
+    /// The value `derive` makes of this event, computed once per event and
+    /// cloned for every later subscriber asking for the same type.
+    /// Subscribers that ask for the same type must derive it the same way
+    /// (the first result is the one everybody gets); a subscriber asking for
+    /// another type than the cached one computes its own.
+    pub fn derived<T: Any + Clone + Send + Sync>(&self, derive: impl Fn(&Event) -> T) -> T {
+        let cached = self.derived.get_or_init(|| Box::new(derive(self)));
+        match cached.downcast_ref::<T>() {
+            Some(value) => value.clone(),
+            None => derive(self),
+        }
+    }
 }
 
 /// Receives events of the topics it subscribed to. Called on the publisher's
@@ -76,7 +100,7 @@ impl PubSub {
                 None => return 0,
             }
         };
-        let event = Event { topic, payload };
+        let event = Event::new(topic, payload);
         for sub in &subs {
             sub.deliver(&event);
         }
@@ -99,6 +123,20 @@ mod tests {
         fn deliver(&self, event: &Event) {
             self.0.lock().unwrap().push(format!("{}:{}", event.topic, String::from_utf8_lossy(&event.payload)));
         }
+    }
+
+    #[test]
+    fn derived_values_are_computed_once_per_event_and_per_type() {
+        let e = Event::new(Arc::from("t"), Bytes::from_static(b"x"));
+        let calls = std::sync::atomic::AtomicUsize::new(0);
+        let derive = |ev: &Event| {
+            calls.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            ev.payload.len()
+        };
+        assert_eq!(e.derived(derive), 1);
+        assert_eq!(e.derived(derive), 1);
+        assert_eq!(calls.load(std::sync::atomic::Ordering::SeqCst), 1, "computed once");
+        assert_eq!(e.derived(|ev: &Event| ev.topic.to_string()), "t", "another type is computed, not mistaken");
     }
 
     #[test]

@@ -283,7 +283,11 @@ impl Conn {
         let session =
             self.shared.sessions.open(session_id, &player_id, &topics, &self.shared.runtime, dispatch::deliver_event);
         let player = dispatch::player_pb(&player);
-        session.attach(self.id, 0).expect("a new session accepts its first connection");
+        // A second login of the same player racing this one may already have
+        // taken the new session over: then this login lost, and says so.
+        if session.attach(self.id, 0).is_err() {
+            return self.reply(req.id, Answer::err(Status::SessionTakenOver, "logged in on another device"));
+        }
         let (token, expires) = self.shared.signer.issue(&player_id, session_id);
         let resp = pb::LoginResponse {
             player_id,

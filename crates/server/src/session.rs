@@ -127,7 +127,7 @@ struct State {
 }
 
 /// What a session does with one published event.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone)]
 pub struct Delivery {
     /// The push to send, if any.
     pub push: Option<pb::Event>,
@@ -136,7 +136,7 @@ pub struct Delivery {
 }
 
 /// Replace the topic of a subscription slot (`None`: drop the slot).
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct Resubscribe {
     pub slot: &'static str,
     pub topic: Option<String>,
@@ -441,7 +441,8 @@ impl Subscriber for SessionSubscriber {
             }
             session.stream_pushed_at.store(now.max(1), Ordering::Relaxed);
         }
-        let delivery = (self.convert)(event);
+        // Converted once per event, shared by every subscribed session.
+        let delivery = event.derived(self.convert);
         if let Some(Resubscribe { slot, topic }) = delivery.resubscribe {
             session.resubscribe(slot, topic, &self.runtime, self.convert);
         }
