@@ -174,18 +174,7 @@ async fn the_economy_conserves_value_through_random_play_disconnects_and_a_resta
                 let (roll, a, b) = (rng.below(100), rng.next_u64(), rng.next_u64());
                 tasks.push(tokio::spawn(async move { random_action(&c, i, &ids, roll, a, b).await }));
             }
-            for _ in 0..rng.below(80) {
-                tokio::task::yield_now().await;
-            }
-            ts.server.shutdown().await;
-            for c in &clients {
-                c.close().await;
-            }
-            for t in tasks {
-                let _ = t.await.unwrap(); // any outcome is fine for a cut request
-            }
-            ts = start_on(config(), store.clone(), clock.clone()).await;
-            ts.server.maintain().await;
+            ts = common::restart_mid_flight(ts, config(), &clients, tasks, rng.below(80)).await;
             clients.clear();
             for i in 0..PLAYERS {
                 clients.push(Arc::new(login(&ts, &format!("economy-{i}")).await.0));

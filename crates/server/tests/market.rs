@@ -435,19 +435,7 @@ async fn conservation_audit_over_random_play_with_disconnects_and_a_restart() {
                 let (action, a, b) = (rng.below(90), rng.next_u64(), rng.next_u64());
                 tasks.push(tokio::spawn(async move { random_action(&client, i, action, a, b).await }));
             }
-            for _ in 0..rng.below(60) {
-                tokio::task::yield_now().await;
-            }
-            ts.server.shutdown().await;
-            for c in &clients {
-                c.close().await;
-            }
-            for t in tasks {
-                // Any outcome is fine for a request cut by the restart.
-                let _ = t.await.unwrap();
-            }
-            ts = start_on(config(), store.clone(), clock.clone()).await;
-            ts.server.maintain().await;
+            ts = common::restart_mid_flight(ts, config(), &clients, tasks, rng.below(60)).await;
             clients.clear();
             for i in 0..PLAYERS {
                 clients.push(Arc::new(login(&ts, &format!("audit-{i}")).await.0));

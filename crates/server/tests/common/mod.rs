@@ -154,3 +154,32 @@ pub fn status_of(resp: &pb::Response) -> pb::Status {
 pub async fn connections(ts: &TestServer, n: usize) {
     tokio::time::timeout(WAIT, ts.server.wait_for_connections(n)).await.expect("connection count reached in time");
 }
+
+/// Restarts the server while `tasks` (requests the clients are making) are in
+/// flight: lets them run for `yields` scheduler turns, stops the server
+/// gracefully, closes the clients, waits for every task (any outcome is fine
+/// for a cut request), then starts a new server on the same store and clock
+/// and runs one maintenance pass so that hubs finish what was cut. The
+/// callers log their players in again on the returned server.
+pub async fn restart_mid_flight<T: Send + 'static>(
+    ts: TestServer,
+    config: Config,
+    clients: &[Arc<guildhall_client::Client>],
+    tasks: Vec<tokio::task::JoinHandle<T>>,
+    yields: u64,
+) -> TestServer {
+    for _ in 0..yields {
+        tokio::task::yield_now().await;
+    }
+    let (store, clock) = (ts.store.clone(), ts.clock.clone());
+    ts.server.shutdown().await;
+    for c in clients {
+        c.close().await;
+    }
+    for t in tasks {
+        let _ = t.await.expect("the task itself does not panic");
+    }
+    let ts = start_on(config, store, clock).await;
+    ts.server.maintain().await;
+    ts
+}
