@@ -31,8 +31,8 @@ impl Client {
         self.call(method::MARKET_CANCEL, &pb::MarketCancelRequest { listing_id: listing_id.to_string() }).await
     }
 
-    /// `market.subscribe`: receive `MarketOffer` / `MarketListingClosed`
-    /// pushes for these card kinds (replacing the previous choice; empty
+    /// `market.subscribe`: receive `MarketFeed` pushes (new offers and
+    /// closed listings, conflated) for these card kinds (replacing the previous choice; empty
     /// stops the stream). Lasts as long as the session: subscribe again
     /// after a new login.
     pub async fn market_subscribe(&self, kinds: &[u32]) -> Result<pb::MarketSubscribeResponse, ClientError> {

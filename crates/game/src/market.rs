@@ -54,8 +54,16 @@ pub const MAX_ACTIVE_LISTINGS: u32 = 10;
 /// The sale fee, per cent of the price, rounded down, at least 1 gold.
 pub const SALE_FEE_PERCENT: u64 = 5;
 /// Finished operations (and closed listings) a shard remembers, so that a
-/// retried request gets its first outcome.
-pub const REMEMBERED_OUTCOMES: usize = 1024;
+/// retried request gets its first outcome. Retries come within seconds (a
+/// client re-sends what is in flight after a reconnect; the game tick drives
+/// interrupted steps every second), and the whole history is part of every
+/// durable write of the shard: 1,024 made a shard's snapshot ~0.5 MB and its
+/// JSON encoding the largest CPU cost of a busy market (BENCHMARKS.md).
+pub const REMEMBERED_OUTCOMES: usize = 256;
+/// Most new offers, and most closings, one feed event carries: the feed is
+/// conflated (the newest win); browsing gives the exact book.
+pub const FEED_OFFERS: usize = 20;
+pub const FEED_CLOSED: usize = 50;
 
 /// The fee burnt on a sale at `price`: 5 % rounded down, at least 1, never
 /// more than the price.
@@ -246,7 +254,8 @@ pub enum MarketMsg {
     /// `player`'s active listings (escrowing or open: those that count
     /// against [`MAX_ACTIVE_LISTINGS`]).
     ListingsOf { player: String },
-    /// Marks listings past their expiry as returning (game tick).
+    /// Publishes the feed of what changed since the last tick and marks
+    /// listings past their expiry as returning (game tick).
     Tick,
     /// Advances every pending operation by one step (game tick; also what
     /// completes operations interrupted by a crash or a failed call).
@@ -304,6 +313,45 @@ pub struct Market {
     pub closed: VecDeque<ListingView>,
     /// Recently finished operations, newest last.
     pub finished: VecDeque<Finished>,
+    /// What changed since the last feed event: published by the game tick as
+    /// one [`MarketEvent::Feed`] per shard, instead of one event per change,
+    /// so that the cost of reaching every subscriber is paid once a tick, not
+    /// once per listing. Not stored: the feed is a view, not state.
+    #[serde(skip)]
+    pub feed: Feed,
+}
+
+/// New offers and closings of one shard not yet published.
+#[derive(Debug, Clone, Default)]
+pub struct Feed {
+    pub offers: Vec<ListingView>,
+    pub closed: Vec<(String, CloseReason)>,
+}
+
+impl Feed {
+    fn offer(&mut self, view: ListingView) {
+        if self.offers.len() == FEED_OFFERS {
+            self.offers.remove(0);
+        }
+        self.offers.push(view);
+    }
+
+    /// A listing that opened and closed within one feed period is never
+    /// announced at all.
+    fn close(&mut self, listing_id: String, reason: CloseReason) {
+        if let Some(i) = self.offers.iter().position(|o| o.listing_id == listing_id) {
+            self.offers.remove(i);
+            return;
+        }
+        if self.closed.len() == FEED_CLOSED {
+            self.closed.remove(0);
+        }
+        self.closed.push((listing_id, reason));
+    }
+
+    fn is_empty(&self) -> bool {
+        self.offers.is_empty() && self.closed.is_empty()
+    }
 }
 
 /// How a request's first message went.
@@ -327,6 +375,7 @@ impl Market {
             sales: 0,
             closed: VecDeque::new(),
             finished: VecDeque::new(),
+            feed: Feed::default(),
         }
     }
 
@@ -482,7 +531,7 @@ impl Market {
     }
 
     /// Takes listing `n` off the books as closed for `reason`.
-    fn close(&mut self, n: u64, reason: CloseReason, buyer: Option<String>, ctx: &Ctx) -> ListingView {
+    fn close(&mut self, n: u64, reason: CloseReason, buyer: Option<String>) -> ListingView {
         let listing = self.listings.remove(&n).expect("closing a listing that exists");
         self.cards_held -= listing.count as u64;
         let status = match reason {
@@ -495,8 +544,7 @@ impl Market {
         while self.closed.len() > REMEMBERED_OUTCOMES {
             self.closed.pop_front();
         }
-        let event = MarketEvent::Closed { listing_id: view.listing_id.clone(), kind: self.kind, reason };
-        ctx.publish(&market_topic(self.kind), GameEvent::Market(event).encode());
+        self.feed.close(view.listing_id.clone(), reason);
         view
     }
 
@@ -530,8 +578,7 @@ impl Market {
                         l.state = ListingState::Open;
                         self.cards_held += l.count as u64;
                         let view = l.view();
-                        let event = MarketEvent::Offer(view.clone());
-                        ctx.publish(&market_topic(self.kind), GameEvent::Market(event).encode());
+                        self.feed.offer(view.clone());
                         self.finish(OpRef::Listing(n), Ok(view))
                     }
                     Ok(Err(refused)) => {
@@ -554,7 +601,7 @@ impl Market {
                 };
                 match apply(ctx, &listing.seller, tx, change, true, notice).await {
                     Ok(Ok(())) => {
-                        let view = self.close(n, reason, None, ctx);
+                        let view = self.close(n, reason, None);
                         self.finish(OpRef::Listing(n), Ok(view))
                     }
                     Ok(Err(refused)) => Step::Stalled(format!("returning {id} refused: {refused}")),
@@ -622,7 +669,7 @@ impl Market {
                 self.fees_burnt += fee;
                 self.sales += 1;
                 self.buys.remove(&op);
-                let view = self.close(buy.listing, CloseReason::Sold, Some(buy.buyer.clone()), ctx);
+                let view = self.close(buy.listing, CloseReason::Sold, Some(buy.buyer.clone()));
                 self.finish(OpRef::Buy(op), Ok(view))
             }
             BuyStage::Lost => {
@@ -665,10 +712,11 @@ async fn apply(
 /// Events of the market, published on [`market_topic`] of the card kind.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum MarketEvent {
-    /// A new listing is on the market.
-    Offer(ListingView),
-    /// A listing left the market (sold, cancelled, expired).
-    Closed { listing_id: String, kind: u32, reason: CloseReason },
+    /// What changed on the shard since its last feed (one game tick): new
+    /// listings, and listings that left the market (sold, cancelled,
+    /// expired). Conflated: at most [`FEED_OFFERS`] newest offers and
+    /// [`FEED_CLOSED`] newest closings.
+    Feed { kind: u32, offers: Vec<ListingView>, closed: Vec<(String, CloseReason)> },
 }
 
 impl Entity for Market {
@@ -737,6 +785,11 @@ impl Entity for Market {
                 Ok(MarketReply::Listings { listings, total })
             }
             MarketMsg::Tick => {
+                if !self.feed.is_empty() {
+                    let Feed { offers, closed } = std::mem::take(&mut self.feed);
+                    let event = MarketEvent::Feed { kind: self.kind, offers, closed };
+                    ctx.publish(&market_topic(self.kind), GameEvent::Market(event).encode());
+                }
                 let expired = self.expire_due(now);
                 if expired > 0 {
                     ctx.durable();
@@ -825,6 +878,35 @@ mod tests {
         let n = m.begin_list(seller, 1, price, 0, now).unwrap();
         m.listings.get_mut(&n).unwrap().state = ListingState::Open;
         n
+    }
+
+    #[test]
+    fn the_feed_keeps_the_newest_and_never_announces_what_came_and_went() {
+        let mut m = Market::new(3);
+        let views: Vec<ListingView> = (0..FEED_OFFERS as u64 + 5)
+            .map(|i| {
+                let n = open(&mut m, &format!("s{i}"), 10 + i, T0);
+                m.listings[&n].view()
+            })
+            .collect();
+        for v in &views {
+            m.feed.offer(v.clone());
+        }
+        assert_eq!(m.feed.offers.len(), FEED_OFFERS, "bounded");
+        assert_eq!(m.feed.offers[0].listing_id, views[5].listing_id, "the oldest fell out");
+        // Opened and closed within one period: in neither list.
+        let last = views.last().unwrap().listing_id.clone();
+        m.feed.close(last.clone(), CloseReason::Sold);
+        assert!(m.feed.offers.iter().all(|o| o.listing_id != last));
+        assert!(m.feed.closed.is_empty());
+        // Announced earlier, closed now: a closing.
+        m.feed.close("3-1".into(), CloseReason::Cancelled);
+        assert_eq!(m.feed.closed, [("3-1".to_string(), CloseReason::Cancelled)]);
+        for i in 0..FEED_CLOSED + 3 {
+            m.feed.close(format!("3-{}", 100 + i), CloseReason::Expired);
+        }
+        assert_eq!(m.feed.closed.len(), FEED_CLOSED);
+        assert_eq!(m.feed.closed.last().unwrap().0, format!("3-{}", 100 + FEED_CLOSED + 2));
     }
 
     #[test]

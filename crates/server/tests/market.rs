@@ -204,8 +204,10 @@ async fn a_buy_moves_gold_and_cards_pays_an_offline_seller_and_burns_the_fee() {
     assert_eq!(buyer.market_subscribe(&[14, 3]).await.unwrap().kinds, [3, 14]);
     let price = 250;
     let listing = seller.market_list(14, 3, price).await.unwrap().listing.unwrap();
+    // The feed goes out on the game tick.
+    ts.server.maintain().await;
     let (topic, offer) = push_where(&mut offers, |k| match k {
-        pb::event::Kind::MarketOffer(o) => o.listing.clone(),
+        pb::event::Kind::MarketFeed(f) => f.offers.first().cloned(),
         _ => None,
     })
     .await;
@@ -240,8 +242,9 @@ async fn a_buy_moves_gold_and_cards_pays_an_offline_seller_and_burns_the_fee() {
     let p = bought.player.unwrap();
     assert_eq!(p.gold, buyer_gold - price, "the buyer paid the price");
     assert_eq!(count_of(&p, 14), 3, "and got the cards");
+    ts.server.maintain().await;
     let (_, closed) = push_where(&mut offers, |k| match k {
-        pb::event::Kind::MarketListingClosed(c) => Some(c.clone()),
+        pb::event::Kind::MarketFeed(f) => f.closed.first().cloned(),
         _ => None,
     })
     .await;

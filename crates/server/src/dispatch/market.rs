@@ -269,14 +269,20 @@ pub fn listing_pb(l: &ListingView) -> pb::MarketListing {
 /// The push of a market event (the event map of `deliver_event`).
 pub fn event_pb(event: MarketEvent) -> pb::event::Kind {
     match event {
-        MarketEvent::Offer(l) => pb::event::Kind::MarketOffer(pb::MarketOffer { listing: Some(listing_pb(&l)) }),
-        MarketEvent::Closed { listing_id, kind, reason } => {
-            let status = match reason {
-                CloseReason::Sold => pb::MarketListingStatus::ListingSold,
-                CloseReason::Cancelled => pb::MarketListingStatus::ListingCancelled,
-                CloseReason::Expired => pb::MarketListingStatus::ListingExpired,
-            };
-            pb::event::Kind::MarketListingClosed(pb::MarketListingClosed { listing_id, kind, status: status as i32 })
-        }
+        MarketEvent::Feed { kind, offers, closed } => pb::event::Kind::MarketFeed(pb::MarketFeed {
+            kind,
+            offers: offers.iter().map(listing_pb).collect(),
+            closed: closed
+                .into_iter()
+                .map(|(listing_id, reason)| {
+                    let status = match reason {
+                        CloseReason::Sold => pb::MarketListingStatus::ListingSold,
+                        CloseReason::Cancelled => pb::MarketListingStatus::ListingCancelled,
+                        CloseReason::Expired => pb::MarketListingStatus::ListingExpired,
+                    };
+                    pb::MarketListingClosed { listing_id, kind, status: status as i32 }
+                })
+                .collect(),
+        }),
     }
 }
