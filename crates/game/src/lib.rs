@@ -16,6 +16,7 @@ pub mod event;
 pub mod player;
 pub mod rng;
 pub mod rules;
+pub mod txkey;
 
 pub use catalogue::{CardDef, Rarity, CATALOGUE};
 pub use error::GameError;

@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::catalogue::{card_def, kinds_of};
 use crate::rng::SplitMix64;
+use crate::txkey::TxKey;
 use crate::rules::*;
 use crate::{player_topic, GameError, GameEvent, Rarity};
 
@@ -55,10 +56,12 @@ pub struct Player {
     /// The guild this player belongs to, as the guild last told it.
     #[serde(default)]
     pub guild: Option<String>,
-    /// Outcomes of recent transaction steps, by transaction id, so that a
-    /// retried step returns its first outcome and never applies twice.
+    /// Outcomes of recent transaction steps, by transaction id (hashed:
+    /// [`TxKey`]), so that a retried step returns its first outcome and never
+    /// applies twice. The refusal is boxed: most steps succeed, and an entry
+    /// stays 16 bytes.
     #[serde(default)]
-    pub applied: VecDeque<(String, Option<GameError>)>,
+    pub applied: VecDeque<(TxKey, Option<Box<GameError>>)>,
 }
 
 /// How many transaction outcomes a player remembers. A hub retries an
@@ -244,9 +247,10 @@ impl Player {
 
     /// The remembered outcome of transaction step `tx`, if it was applied.
     pub fn outcome_of(&self, tx: &str) -> Option<Result<(), GameError>> {
-        self.applied.iter().rev().find(|(id, _)| id == tx).map(|(_, e)| match e {
+        let key = TxKey::of(tx);
+        self.applied.iter().rev().find(|(id, _)| *id == key).map(|(_, e)| match e {
             None => Ok(()),
-            Some(e) => Err(e.clone()),
+            Some(e) => Err((**e).clone()),
         })
     }
 
@@ -299,7 +303,7 @@ impl Player {
             return outcome;
         }
         let outcome = self.apply(change);
-        self.applied.push_back((tx.to_string(), outcome.clone().err()));
+        self.applied.push_back((TxKey::of(tx), outcome.clone().err().map(Box::new)));
         while self.applied.len() > REMEMBERED_TXS {
             self.applied.pop_front();
         }
