@@ -8,6 +8,7 @@ use std::sync::Arc;
 
 use guildhall_store::{Store, StoreError, Version, WriteOp};
 use tokio::sync::{mpsc, oneshot};
+use tokio::time::{Duration, Instant};
 
 /// Upper bound on ops per batch, to bound the latency of one commit.
 const MAX_BATCH: usize = 4096;
@@ -23,9 +24,11 @@ pub(crate) struct Flusher {
 }
 
 impl Flusher {
-    pub fn spawn(store: Arc<dyn Store>) -> Self {
+    /// `commit_interval`: least time from the start of one commit to the
+    /// start of the next (zero: commit as soon as the last one is done).
+    pub fn spawn(store: Arc<dyn Store>, commit_interval: Duration) -> Self {
         let (tx, rx) = mpsc::unbounded_channel();
-        tokio::spawn(run(store, rx));
+        tokio::spawn(run(store, rx, commit_interval));
         Self { tx }
     }
 
@@ -37,9 +40,28 @@ impl Flusher {
     }
 }
 
-async fn run(store: Arc<dyn Store>, mut rx: mpsc::UnboundedReceiver<WriteRequest>) {
+async fn run(store: Arc<dyn Store>, mut rx: mpsc::UnboundedReceiver<WriteRequest>, commit_interval: Duration) {
     let mut batch = Vec::new();
+    let mut last_commit: Option<Instant> = None;
     while rx.recv_many(&mut batch, MAX_BATCH).await > 0 {
+        // Under load, commit at most once per interval: a commit costs a
+        // fixed amount (pages, free lists, an fsync) whatever its size, and
+        // without the pause a busy server committed ~770 times a second with
+        // fewer than two writes each (round 6, BENCHMARKS.md). A write that
+        // comes after a quiet spell still commits at once.
+        if let Some(since) = last_commit.map(|t| t.elapsed()) {
+            if since < commit_interval {
+                tokio::time::sleep(commit_interval - since).await;
+                // Take what arrived while waiting.
+                while batch.len() < MAX_BATCH {
+                    match rx.try_recv() {
+                        Ok(r) => batch.push(r),
+                        Err(_) => break,
+                    }
+                }
+            }
+        }
+        last_commit = Some(Instant::now());
         let (ops, waiters): (Vec<_>, Vec<_>) = batch.drain(..).map(|r| (r.op, r.done)).unzip();
         let n = ops.len();
         metrics::counter!("guildhall_store_batches_total").increment(1);

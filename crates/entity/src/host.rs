@@ -25,6 +25,10 @@ use crate::{CallError, Ctx, Entity, EntityId, Runtime};
 
 pub(crate) type Reply<E> = oneshot::Sender<Result<<E as Entity>::Reply, CallError>>;
 
+/// Most calls handled before one shared durable write (see `run_entity`):
+/// bounds how long the first of them waits for its reply.
+const MAX_CALLS_PER_WRITE: usize = 64;
+
 /// What travels in a mailbox. Boxed in the channel so that an idle mailbox's
 /// first block of slots stays small whatever the size of the message type.
 pub(crate) enum Letter<E: Entity> {
@@ -302,33 +306,72 @@ async fn run_entity<E: Entity>(
 
     // Set when another instance wrote newer state: this one must not write again.
     let mut stale = false;
-    while let Some(letter) = rx.recv().await {
+    // A letter taken from the mailbox while batching that was not a call.
+    let mut deferred: Option<Box<Letter<E>>> = None;
+    loop {
+        let letter = match deferred.take() {
+            Some(letter) => letter,
+            None => match rx.recv().await {
+                Some(letter) => letter,
+                None => break,
+            },
+        };
         match *letter {
             Letter::Call { msg, reply } => {
-                let mut ctx = Ctx::new(id.clone(), rt.clone());
-                // Boxed so the idle task does not carry the largest handler's
-                // future inline.
-                let answer = Box::pin(inst.state.handle(msg, &mut ctx)).await;
-                if ctx.changed {
-                    if !inst.dirty {
-                        slot.dirty_since.store(rt.now_ms().max(1), Ordering::Relaxed);
+                // Calls already queued behind a durable one are handled before
+                // it is written, and share its write: one snapshot and one
+                // commit for the batch instead of one each. A hub that many
+                // players call (the guild directory) keeps up this way when
+                // commits are paced (`commit_interval`). Every reply waits for
+                // the write, as it would have waited in the mailbox anyway.
+                let mut batch: Vec<(Option<Reply<E>>, E::Reply, bool)> = Vec::new();
+                let mut next = Some((msg, reply));
+                let mut durable = false;
+                let mut stop = false;
+                while let Some((msg, reply)) = next.take() {
+                    let mut ctx = Ctx::new(id.clone(), rt.clone());
+                    // Boxed so the idle task does not carry the largest
+                    // handler's future inline.
+                    let answer = Box::pin(inst.state.handle(msg, &mut ctx)).await;
+                    if ctx.changed {
+                        if !inst.dirty {
+                            slot.dirty_since.store(rt.now_ms().max(1), Ordering::Relaxed);
+                        }
+                        inst.dirty = true;
+                        slot.dirty.store(true, Ordering::Relaxed);
                     }
-                    inst.dirty = true;
-                    slot.dirty.store(true, Ordering::Relaxed);
+                    durable |= ctx.durable;
+                    batch.push((reply, answer, ctx.durable));
+                    if ctx.stop {
+                        stop = true;
+                        break;
+                    }
+                    if !durable || batch.len() >= MAX_CALLS_PER_WRITE {
+                        break;
+                    }
+                    if let Ok(letter) = rx.try_recv() {
+                        match *letter {
+                            Letter::Call { msg, reply } => next = Some((msg, reply)),
+                            other => deferred = Some(Box::new(other)),
+                        }
+                    }
                 }
-                let result = if ctx.durable && inst.dirty {
-                    Box::pin(inst.persist(&rt, &slot)).await.map(|()| answer)
-                } else {
-                    Ok(answer)
-                };
-                stale = matches!(result, Err(CallError::Persist { stale: true, .. }));
-                if let Some(reply) = reply {
-                    let _ = reply.send(result);
+                let written = if durable && inst.dirty { Box::pin(inst.persist(&rt, &slot)).await } else { Ok(()) };
+                stale = matches!(written, Err(CallError::Persist { stale: true, .. }));
+                for (reply, answer, wanted_durable) in batch {
+                    let result = match &written {
+                        // A stale instance's answers are void: newer state exists.
+                        Err(e) if stale || wanted_durable => Err(e.clone()),
+                        _ => Ok(answer),
+                    };
+                    if let Some(reply) = reply {
+                        let _ = reply.send(result);
+                    }
                 }
                 if stale {
                     break;
                 }
-                if ctx.stop {
+                if stop {
                     rx.close();
                 }
             }

@@ -27,6 +27,10 @@ pub struct RuntimeConfig {
     pub flush_interval: Duration,
     /// Letters a mailbox holds before senders wait (back-pressure).
     pub mailbox_capacity: usize,
+    /// Least time between the starts of two store commits (group commit):
+    /// durable writes that arrive meanwhile share the next commit. Zero
+    /// commits as soon as the previous commit is done.
+    pub commit_interval: Duration,
 }
 
 impl Default for RuntimeConfig {
@@ -36,6 +40,7 @@ impl Default for RuntimeConfig {
             idle_timeout: Duration::from_secs(300),
             flush_interval: Duration::from_secs(5),
             mailbox_capacity: 64,
+            commit_interval: Duration::ZERO,
         }
     }
 }
@@ -68,7 +73,7 @@ impl RuntimeBuilder {
 
     /// Starts the flusher task: call inside a tokio runtime.
     pub fn build(self) -> Runtime {
-        let flusher = Flusher::spawn(self.store.clone());
+        let flusher = Flusher::spawn(self.store.clone(), self.config.commit_interval);
         Runtime {
             inner: Arc::new(Inner {
                 store: self.store,

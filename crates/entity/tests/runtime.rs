@@ -60,6 +60,7 @@ fn config() -> RuntimeConfig {
         idle_timeout: Duration::from_secs(60),
         flush_interval: Duration::from_secs(10),
         mailbox_capacity: 16,
+        commit_interval: Duration::ZERO,
     }
 }
 
@@ -310,4 +311,27 @@ async fn each_instance_is_written_once_it_has_been_dirty_for_the_flush_interval(
     clock.advance(Duration::from_secs(6));
     rt.maintain().await;
     assert_eq!(stored(&store, "late").await.map(|(c, _)| c), Some(2));
+}
+
+#[tokio::test]
+async fn durable_calls_queued_behind_each_other_share_one_write() {
+    let clock = ManualClock::default();
+    let store: Arc<dyn Store> = Arc::new(MemoryStore::new());
+    let rt = runtime(store.clone(), &clock);
+    // Twenty callers queue before the instance has even loaded (the test
+    // runtime is single-threaded: the callers run first).
+    let mut calls = tokio::task::JoinSet::new();
+    for _ in 0..20 {
+        let rt = rt.clone();
+        calls.spawn(async move { rt.call::<Counter>("batch", CounterMsg::AddDurable(1)).await });
+    }
+    let mut replies: Vec<u64> = calls.join_all().await.into_iter().map(|r| r.unwrap()).collect();
+    replies.sort();
+    assert_eq!(replies, (1..=20).collect::<Vec<_>>(), "handled one at a time, each saw the ones before");
+    let (count, writes) = stored(&store, "batch").await.unwrap();
+    assert_eq!(count, 20, "all twenty written before the replies");
+    assert!(writes <= 2, "the queued calls shared their writes: {writes} writes for 20 calls");
+    // A lone durable call still writes before its reply.
+    assert_eq!(rt.call::<Counter>("batch", CounterMsg::AddDurable(1)).await.unwrap(), 21);
+    assert_eq!(stored(&store, "batch").await, Some((21, writes + 1)));
 }

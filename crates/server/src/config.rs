@@ -55,6 +55,10 @@ pub struct Config {
     pub stream_push_interval_ms: u64,
     /// Longest time dirty entity state stays unwritten (write-behind).
     pub flush_interval_ms: u64,
+    /// Least time between two store commits, in milliseconds: durable writes
+    /// arriving meanwhile share one commit (and one fsync). Adds at most this
+    /// much to a durable request under load; 0 commits back to back.
+    pub commit_interval_ms: u64,
     /// Entities idle this long are passivated.
     pub entity_idle_secs: u64,
     /// How long a request waits for an entity.
@@ -91,6 +95,7 @@ impl Default for Config {
             remembered_results: 8,
             stream_push_interval_ms: 5_000,
             flush_interval_ms: 2_000,
+            commit_interval_ms: 4,
             entity_idle_secs: 300,
             call_timeout_ms: 5_000,
             expedition_period_secs: 7 * 24 * 3600,
@@ -123,6 +128,8 @@ impl Config {
             secret: Some("test-secret".into()),
             // Tests check every offer of the stream.
             stream_push_interval_ms: 0,
+            // Tests make many durable requests one after another.
+            commit_interval_ms: 0,
             ..Self::default()
         }
     }

@@ -76,6 +76,9 @@ struct ServeArgs {
     /// Longest time dirty state stays unwritten, in milliseconds.
     #[arg(long, env = "GUILDHALL_FLUSH_INTERVAL_MS")]
     flush_interval_ms: Option<u64>,
+    /// Least time between two store commits, in milliseconds (group commit).
+    #[arg(long, env = "GUILDHALL_COMMIT_INTERVAL_MS")]
+    commit_interval_ms: Option<u64>,
     /// Requests per second allowed per connection.
     #[arg(long, env = "GUILDHALL_RATE_LIMIT_PER_SEC")]
     rate_limit_per_sec: Option<u32>,
@@ -113,6 +116,7 @@ impl ServeArgs {
             max_frame,
             resume_window_secs,
             flush_interval_ms,
+            commit_interval_ms,
             rate_limit_per_sec,
             expedition_period_secs,
             log_format,

@@ -109,6 +109,7 @@ impl Server {
             call_timeout: Duration::from_millis(config.call_timeout_ms),
             idle_timeout: Duration::from_secs(config.entity_idle_secs),
             flush_interval: Duration::from_millis(config.flush_interval_ms),
+            commit_interval: Duration::from_millis(config.commit_interval_ms),
             ..RuntimeConfig::default()
         };
         let runtime = guildhall_game::register(Runtime::builder(store, clock.clone()).config(runtime_config)).build();
