@@ -20,6 +20,27 @@ pub trait Entity: Serialize + DeserializeOwned + Send + 'static {
     /// The state of an entity that has never been stored.
     fn create(key: &str, now_ms: u64) -> Self;
 
+    /// Whether this kind keeps parts (see [`Entity::take_part_changes`]): the
+    /// runtime then reads them back on activation.
+    const HAS_PARTS: bool = false;
+
+    /// Parts are records kept beside the snapshot, one per element of a large
+    /// collection (a market's listings), so that a write costs what changed
+    /// rather than the whole collection. This returns, and forgets, the parts
+    /// changed since the last call: name → new value, or `None` for a part
+    /// removed. The runtime asks after every handler and writes the changes
+    /// with the next snapshot, in the same commit and under the snapshot's
+    /// version condition, so a stale instance can no more write a part than
+    /// its snapshot. The snapshot should skip whatever lives in parts.
+    fn take_part_changes(&mut self) -> Vec<(String, Option<Vec<u8>>)> {
+        Vec::new()
+    }
+
+    /// Gives the stored parts back, by name, after the snapshot loaded.
+    fn load_parts(&mut self, _parts: Vec<(String, Vec<u8>)>) -> Result<(), String> {
+        Ok(())
+    }
+
     /// Called once after activation, before the first message.
     fn activated(&mut self, _ctx: &mut Ctx) {}
 

@@ -17,7 +17,7 @@ use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
-use guildhall_store::{StoreError, Version, WriteOp};
+use guildhall_store::{SideWrite, StoreError, Version, WriteOp};
 use tokio::sync::{mpsc, oneshot, Notify};
 
 use crate::introspect::{EntityStats, KindStats};
@@ -226,15 +226,38 @@ impl<E: Entity> AnyHost for KindHost<E> {
     }
 }
 
-/// Loads the instance's snapshot, or creates fresh state if none is stored.
+/// The storage key of part `name` of the entity stored under `storage_key`.
+/// The NUL byte cannot occur in an entity key, so parts never collide with
+/// another entity's snapshot, and one prefix scan finds them all.
+fn part_key(storage_key: &[u8], name: &str) -> Vec<u8> {
+    let mut key = Vec::with_capacity(storage_key.len() + 1 + name.len());
+    key.extend_from_slice(storage_key);
+    key.push(0);
+    key.extend_from_slice(name.as_bytes());
+    key
+}
+
+/// Loads the instance's snapshot (and parts), or creates fresh state if none
+/// is stored.
 async fn load<E: Entity>(rt: &Runtime, key: &str, storage_key: &[u8]) -> Result<(E, Version), CallError> {
-    match rt.store().get(storage_key).await {
+    let fail = |e: String| CallError::Load(format!("{}/{key}: {e}", E::KIND));
+    let (mut state, version) = match rt.store().get(storage_key).await {
         Ok(Some(record)) => serde_json::from_slice::<E>(&record.value)
             .map(|state| (state, record.version))
-            .map_err(|e| CallError::Load(format!("{}/{key}: snapshot does not decode: {e}", E::KIND))),
-        Ok(None) => Ok((E::create(key, rt.now_ms()), 0)),
-        Err(e) => Err(CallError::Load(format!("{}/{key}: {e}", E::KIND))),
+            .map_err(|e| fail(format!("snapshot does not decode: {e}")))?,
+        Ok(None) => (E::create(key, rt.now_ms()), 0),
+        Err(e) => return Err(fail(e.to_string())),
+    };
+    if E::HAS_PARTS && version > 0 {
+        let prefix = part_key(storage_key, "");
+        let records = rt.store().scan_prefix(&prefix).await.map_err(|e| fail(e.to_string()))?;
+        let parts = records
+            .into_iter()
+            .map(|(k, r)| (String::from_utf8_lossy(&k[prefix.len()..]).into_owned(), r.value))
+            .collect();
+        state.load_parts(parts).map_err(|e| fail(format!("parts do not decode: {e}")))?;
     }
+    Ok((state, version))
 }
 
 /// The state of one instance as its task sees it.
@@ -245,6 +268,9 @@ struct Instance<E: Entity> {
     version: Version,
     dirty: bool,
     storage_key: Vec<u8>,
+    /// Part changes not yet written, newest per name (see
+    /// [`Entity::take_part_changes`]).
+    parts: std::collections::BTreeMap<String, Option<Vec<u8>>>,
 }
 
 impl<E: Entity> Instance<E> {
@@ -252,9 +278,15 @@ impl<E: Entity> Instance<E> {
     async fn persist(&mut self, rt: &Runtime, slot: &Slot<E>) -> Result<(), CallError> {
         let value = serde_json::to_vec(&self.state)
             .map_err(|e| CallError::Persist { reason: format!("snapshot does not encode: {e}"), stale: false })?;
-        let op = WriteOp::Put { key: self.storage_key.clone(), value, expected: self.version };
+        let side = self
+            .parts
+            .iter()
+            .map(|(name, value)| SideWrite { key: part_key(&self.storage_key, name), value: value.clone() })
+            .collect();
+        let op = WriteOp::Put { key: self.storage_key.clone(), value, expected: self.version, side };
         match rt.flusher().write(op).await {
             Ok(v) => {
+                self.parts.clear();
                 self.version = v;
                 self.dirty = false;
                 slot.dirty.store(false, Ordering::Relaxed);
@@ -283,7 +315,7 @@ async fn run_entity<E: Entity>(
     let id = EntityId::new(E::KIND, key.clone());
     let storage_key = id.storage_key();
     let mut inst = match Box::pin(load::<E>(&rt, &key, &storage_key)).await {
-        Ok((state, version)) => Instance { state, version, dirty: version == 0, storage_key },
+        Ok((state, version)) => Instance { state, version, dirty: version == 0, storage_key, parts: Default::default() },
         Err(e) => {
             tracing::error!(entity = %id, error = %e, "activation failed");
             rx.close();
@@ -303,6 +335,16 @@ async fn run_entity<E: Entity>(
     }
     let mut ctx = Ctx::new(id.clone(), rt.clone());
     inst.state.activated(&mut ctx);
+    if E::HAS_PARTS {
+        // Loading may have changed parts (a migration from an older layout).
+        let changes = inst.state.take_part_changes();
+        if !changes.is_empty() {
+            inst.parts.extend(changes);
+            inst.dirty = true;
+            slot.dirty.store(true, Ordering::Relaxed);
+            slot.dirty_since.store(rt.now_ms().max(1), Ordering::Relaxed);
+        }
+    }
 
     // Set when another instance wrote newer state: this one must not write again.
     let mut stale = false;
@@ -333,7 +375,10 @@ async fn run_entity<E: Entity>(
                     // Boxed so the idle task does not carry the largest
                     // handler's future inline.
                     let answer = Box::pin(inst.state.handle(msg, &mut ctx)).await;
-                    if ctx.changed {
+                    let part_changes = if E::HAS_PARTS { inst.state.take_part_changes() } else { Vec::new() };
+                    let parts_changed = !part_changes.is_empty();
+                    inst.parts.extend(part_changes);
+                    if ctx.changed || parts_changed {
                         if !inst.dirty {
                             slot.dirty_since.store(rt.now_ms().max(1), Ordering::Relaxed);
                         }

@@ -335,3 +335,111 @@ async fn durable_calls_queued_behind_each_other_share_one_write() {
     assert_eq!(rt.call::<Counter>("batch", CounterMsg::AddDurable(1)).await.unwrap(), 21);
     assert_eq!(stored(&store, "batch").await, Some((21, writes + 1)));
 }
+
+/// A kind whose items live in parts, one record each, beside a snapshot that
+/// holds only their count.
+#[derive(Debug, Default, Serialize, Deserialize)]
+struct Shelf {
+    writes: u64,
+    #[serde(skip)]
+    items: std::collections::BTreeMap<String, String>,
+    #[serde(skip)]
+    changed: Vec<String>,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+enum ShelfMsg {
+    Put(String, String),
+    Remove(String),
+    Items,
+}
+
+impl Entity for Shelf {
+    const KIND: &'static str = "shelf";
+    const HAS_PARTS: bool = true;
+    type Msg = ShelfMsg;
+    type Reply = Vec<(String, String)>;
+
+    fn create(_key: &str, _now_ms: u64) -> Self {
+        Shelf::default()
+    }
+
+    fn take_part_changes(&mut self) -> Vec<(String, Option<Vec<u8>>)> {
+        let items = &self.items;
+        self.changed.drain(..).map(|name| (name.clone(), items.get(&name).map(|v| v.clone().into_bytes()))).collect()
+    }
+
+    fn load_parts(&mut self, parts: Vec<(String, Vec<u8>)>) -> Result<(), String> {
+        for (name, value) in parts {
+            self.items.insert(name, String::from_utf8(value).map_err(|e| e.to_string())?);
+        }
+        Ok(())
+    }
+
+    async fn handle(&mut self, msg: ShelfMsg, ctx: &mut Ctx) -> Self::Reply {
+        match msg {
+            ShelfMsg::Put(k, v) => {
+                self.items.insert(k.clone(), v);
+                self.changed.push(k);
+                self.writes += 1;
+                ctx.durable();
+            }
+            ShelfMsg::Remove(k) => {
+                self.items.remove(&k);
+                self.changed.push(k);
+                ctx.durable();
+            }
+            ShelfMsg::Items => ctx.unchanged(),
+        }
+        self.items.iter().map(|(k, v)| (k.clone(), v.clone())).collect()
+    }
+}
+
+#[tokio::test]
+async fn parts_are_written_with_their_snapshot_come_back_on_activation_and_guard_like_it() {
+    let clock = ManualClock::default();
+    let store: Arc<dyn Store> = Arc::new(MemoryStore::new());
+    let shelf_rt = |store: Arc<dyn Store>| {
+        Runtime::builder(store, Arc::new(clock.clone())).config(config()).register::<Shelf>().build()
+    };
+    let rt = shelf_rt(store.clone());
+    let put = |k: &str, v: &str| ShelfMsg::Put(k.into(), v.into());
+    rt.call::<Shelf>("s", put("a", "apple")).await.unwrap();
+    rt.call::<Shelf>("s", put("b", "bread")).await.unwrap();
+    rt.call::<Shelf>("s", ShelfMsg::Remove("a".into())).await.unwrap();
+    rt.call::<Shelf>("s", put("c", "cheese")).await.unwrap();
+
+    let parts: Vec<(Vec<u8>, u64, Vec<u8>)> = store
+        .scan_prefix(b"e/shelf/s\0")
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|(k, r)| (k, r.version, r.value))
+        .collect();
+    assert_eq!(
+        parts,
+        vec![(b"e/shelf/s\0b".to_vec(), 2, b"bread".to_vec()), (b"e/shelf/s\0c".to_vec(), 4, b"cheese".to_vec())],
+        "one record per item, written with the snapshot that changed it; removed ones gone"
+    );
+    let snapshot = store.get(b"e/shelf/s").await.unwrap().unwrap();
+    assert_eq!((snapshot.version, snapshot.value), (4, br#"{"writes":3}"#.to_vec()), "items stay out of the snapshot");
+
+    // A second runtime (a stale duplicate) can write neither.
+    let other = shelf_rt(store.clone());
+    assert_eq!(other.call::<Shelf>("s", ShelfMsg::Items).await.unwrap().len(), 2, "loaded with its parts");
+    rt.call::<Shelf>("s", put("d", "dates")).await.unwrap();
+    match other.call::<Shelf>("s", put("e", "eggs")).await {
+        Err(CallError::Persist { stale: true, .. }) => {}
+        got => panic!("the stale instance must be refused, got {got:?}"),
+    }
+    assert!(store.get(b"e/shelf/s\0e").await.unwrap().is_none(), "nor its part");
+
+    // Passivated and activated again: the parts come back.
+    rt.shutdown().await;
+    let again = shelf_rt(store.clone());
+    let items = again.call::<Shelf>("s", ShelfMsg::Items).await.unwrap();
+    assert_eq!(
+        items,
+        [("b", "bread"), ("c", "cheese"), ("d", "dates")].map(|(k, v)| (k.to_string(), v.to_string())).to_vec()
+    );
+}

@@ -95,7 +95,7 @@ impl Default for Config {
             remembered_results: 8,
             stream_push_interval_ms: 5_000,
             flush_interval_ms: 2_000,
-            commit_interval_ms: 4,
+            commit_interval_ms: 0,
             entity_idle_secs: 300,
             call_timeout_ms: 5_000,
             expedition_period_secs: 7 * 24 * 3600,

@@ -124,7 +124,7 @@ async fn bench(backend: Backend, root: &Path) -> Results {
         for round in 0..2u64 {
             for b in 0..half {
                 let ops: Vec<WriteOp> = (b * BATCH_SIZE..(b + 1) * BATCH_SIZE)
-                    .map(|i| WriteOp::Put { key: key("batch", i), value: value(i, round), expected: round })
+                    .map(|i| WriteOp::put(key("batch", i), value(i, round), round))
                     .collect();
                 let start = Instant::now();
                 write_all_ok(store.as_ref(), ops, round + 1).await;
@@ -151,7 +151,7 @@ async fn bench(backend: Backend, root: &Path) -> Results {
     let start = Instant::now();
     for b in 0..RECORDS / BATCH_SIZE {
         let ops: Vec<WriteOp> = (b * BATCH_SIZE..(b + 1) * BATCH_SIZE)
-            .map(|i| WriteOp::Put { key: key("rec", i), value: value(i, 0), expected: 0 })
+            .map(|i| WriteOp::put(key("rec", i), value(i, 0), 0))
             .collect();
         write_all_ok(store.as_ref(), ops, 1).await;
     }

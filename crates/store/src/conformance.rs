@@ -8,7 +8,7 @@
 //! them can share one store, but they assume those keys start out absent: run
 //! the suite once, on a fresh store.
 
-use crate::{Record, Store, StoreError, Version, WriteOp};
+use crate::{Record, SideWrite, Store, StoreError, Version, WriteOp};
 
 /// Runs every check, in turn, on `store`.
 pub async fn run_all(store: &dyn Store) {
@@ -24,6 +24,7 @@ pub async fn run_all(store: &dyn Store) {
     check_scan_prefix(store).await;
     check_empty_batch(store).await;
     check_large_value(store).await;
+    check_side_writes(store).await;
 }
 
 fn conflict(expected: Version, actual: Version) -> StoreError {
@@ -35,7 +36,7 @@ fn record(version: Version, value: &[u8]) -> Record {
 }
 
 fn put(key: &[u8], value: &[u8], expected: Version) -> WriteOp {
-    WriteOp::Put { key: key.to_vec(), value: value.to_vec(), expected }
+    WriteOp::put(key, value.to_vec(), expected)
 }
 
 fn delete(key: &[u8], expected: Version) -> WriteOp {
@@ -241,6 +242,63 @@ pub async fn check_scan_prefix(store: &dyn Store) {
         vec![b"conf/scanff/\xff".to_vec(), b"conf/scanff/\xff\x00".to_vec(), b"conf/scanff/\xff\xff".to_vec()],
         "scan: prefix ending in 0xff"
     );
+}
+
+/// Side writes ride on their owner's put: applied with it (stored with the
+/// owner's new version), removed by `None`, and skipped entirely when the
+/// owner's condition fails.
+pub async fn check_side_writes(store: &dyn Store) {
+    let side = |key: &[u8], value: Option<&[u8]>| SideWrite { key: key.to_vec(), value: value.map(<[u8]>::to_vec) };
+    let owner = |expected: Version, side: Vec<SideWrite>| WriteOp::Put {
+        key: b"conf/side/owner".to_vec(),
+        value: format!("v{expected}").into_bytes(),
+        expected,
+        side,
+    };
+    let parts = || async {
+        store
+            .scan_prefix(b"conf/side/owner\0")
+            .await
+            .expect("side: backend error")
+            .into_iter()
+            .map(|(k, r)| (String::from_utf8_lossy(&k).into_owned(), r))
+            .collect::<Vec<_>>()
+    };
+    let r = store
+        .write_batch(vec![owner(
+            0,
+            vec![side(b"conf/side/owner\0a", Some(b"A")), side(b"conf/side/owner\0b", Some(b"B"))],
+        )])
+        .await;
+    assert_eq!(r, Ok(vec![Ok(1)]), "side: owner created");
+    assert_eq!(
+        parts().await,
+        vec![("conf/side/owner\0a".into(), record(1, b"A")), ("conf/side/owner\0b".into(), record(1, b"B"))],
+        "side: written with the owner's version"
+    );
+    // A stale owner writes nothing, side writes included.
+    let r = store.write_batch(vec![owner(0, vec![side(b"conf/side/owner\0c", Some(b"C"))])]).await;
+    assert_eq!(r, Ok(vec![Err(conflict(0, 1))]), "side: stale owner refused");
+    assert_eq!(parts().await.len(), 2, "side: nothing of a refused owner is written");
+    // Update one, remove one, add one; a removal of an absent side key is fine.
+    let r = store
+        .write_batch(vec![owner(
+            1,
+            vec![
+                side(b"conf/side/owner\0a", Some(b"A2")),
+                side(b"conf/side/owner\0b", None),
+                side(b"conf/side/owner\0d", Some(b"D")),
+                side(b"conf/side/owner\0zz", None),
+            ],
+        )])
+        .await;
+    assert_eq!(r, Ok(vec![Ok(2)]), "side: owner updated");
+    assert_eq!(
+        parts().await,
+        vec![("conf/side/owner\0a".into(), record(2, b"A2")), ("conf/side/owner\0d".into(), record(2, b"D"))],
+        "side: updated, removed and added"
+    );
+    assert_eq!(get(store, b"conf/side/owner").await, Some(record(2, b"v1")), "side: the owner itself");
 }
 
 /// An empty batch succeeds with no results.

@@ -122,8 +122,11 @@ impl Inner {
             };
             let result = check_op(op, current);
             match (&result, op) {
-                (Ok(version), WriteOp::Put { value, .. }) => {
+                (Ok(version), WriteOp::Put { value, side, .. }) => {
                     pending.insert(key, Some((*version, value.as_slice())));
+                    for s in side {
+                        pending.insert(s.key.as_slice(), s.value.as_deref().map(|v| (*version, v)));
+                    }
                 }
                 (Ok(_), WriteOp::Delete { .. }) if current != 0 => {
                     pending.insert(key, None);

@@ -36,8 +36,10 @@ pub struct Record {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum WriteOp {
     /// Store `value` under `key` if its current version is `expected`
-    /// (0 = absent); the new version is `expected + 1`.
-    Put { key: Vec<u8>, value: Vec<u8>, expected: Version },
+    /// (0 = absent); the new version is `expected + 1`. The `side` writes
+    /// are applied with it, in the same commit, when (and only when) its
+    /// condition holds.
+    Put { key: Vec<u8>, value: Vec<u8>, expected: Version, side: Vec<SideWrite> },
     /// Remove `key` if its current version is `expected`; the result is 0.
     ///
     /// Deleting an absent key expecting 0 succeeds (a no-op returning 0): the
@@ -51,7 +53,24 @@ pub enum WriteOp {
     Delete { key: Vec<u8>, expected: Version },
 }
 
+/// A record written along with a [`WriteOp::Put`] (its "owner"), under the
+/// owner's condition instead of one of its own: how an entity keeps a large
+/// collection beside its snapshot, one record per element, writing only the
+/// elements that changed. A side record is stored with the owner's new
+/// version; `value: None` removes it. Side keys must be keys that nothing
+/// writes with conditions of their own.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SideWrite {
+    pub key: Vec<u8>,
+    pub value: Option<Vec<u8>>,
+}
+
 impl WriteOp {
+    /// A conditional put with no side writes.
+    pub fn put(key: impl Into<Vec<u8>>, value: Vec<u8>, expected: Version) -> Self {
+        WriteOp::Put { key: key.into(), value, expected, side: Vec::new() }
+    }
+
     pub fn key(&self) -> &[u8] {
         match self {
             WriteOp::Put { key, .. } | WriteOp::Delete { key, .. } => key,
@@ -94,7 +113,7 @@ pub trait Store: Send + Sync + 'static {
 
     /// Conditional single put; see [`WriteOp::Put`].
     async fn put(&self, key: &[u8], value: Vec<u8>, expected: Version) -> Result<Version, StoreError> {
-        let op = WriteOp::Put { key: key.to_vec(), value, expected };
+        let op = WriteOp::put(key, value, expected);
         single_result(self.write_batch(vec![op]).await?)
     }
 

@@ -47,8 +47,14 @@ impl Store for MemoryStore {
             let result = check_op(&op, current);
             if let Ok(version) = result {
                 match op {
-                    WriteOp::Put { key, value, .. } => {
+                    WriteOp::Put { key, value, side, .. } => {
                         records.insert(key, Record { version, value });
+                        for s in side {
+                            match s.value {
+                                Some(value) => records.insert(s.key, Record { version, value }),
+                                None => records.remove(&s.key),
+                            };
+                        }
                     }
                     WriteOp::Delete { key, .. } => {
                         records.remove(&key);

@@ -149,8 +149,19 @@ impl Store for RedbStore {
                     };
                     let result = check_op(op, current);
                     match (&result, op) {
-                        (Ok(version), WriteOp::Put { value, .. }) => {
+                        (Ok(version), WriteOp::Put { value, side, .. }) => {
                             table.insert(key, encode(*version, value).as_slice()).map_err(|e| backend("insert", e))?;
+                            for s in side {
+                                match &s.value {
+                                    Some(v) => table
+                                        .insert(s.key.as_slice(), encode(*version, v).as_slice())
+                                        .map(drop)
+                                        .map_err(|e| backend("insert side", e))?,
+                                    None => {
+                                        table.remove(s.key.as_slice()).map_err(|e| backend("remove side", e))?;
+                                    }
+                                }
+                            }
                             changed = true;
                         }
                         // current == 0: deleting an absent key, nothing to do.
