@@ -41,6 +41,12 @@ pub trait Entity: Serialize + DeserializeOwned + Send + 'static {
         Ok(())
     }
 
+    /// The state as JSON, for introspection: by default the snapshot; kinds
+    /// with parts add them.
+    fn state_json(&self) -> serde_json::Value {
+        serde_json::to_value(self).unwrap_or(serde_json::Value::Null)
+    }
+
     /// Called once after activation, before the first message.
     fn activated(&mut self, _ctx: &mut Ctx) {}
 

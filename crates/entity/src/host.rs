@@ -434,7 +434,7 @@ async fn run_entity<E: Entity>(
             }
             Letter::Passivate => rx.close(),
             Letter::Snapshot { reply } => {
-                let _ = reply.send(serde_json::to_value(&inst.state).unwrap_or(serde_json::Value::Null));
+                let _ = reply.send(inst.state.state_json());
             }
         }
     }

@@ -8,6 +8,7 @@ pub mod guild;
 pub mod guild_directory;
 // @guild-mods
 pub mod market;
+pub mod parts;
 // @market-mods
 pub mod expedition;
 // @expedition-mods

@@ -32,12 +32,13 @@
 //! between hold and payment or refund), `cards_held` (cards of listings that
 //! are open, returning or sold but not yet delivered) and `fees_burnt`.
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::BTreeMap;
 
 use guildhall_entity::{Ctx, Entity};
 use serde::{Deserialize, Serialize};
 
 use crate::catalogue::card_def;
+use crate::parts::PartMap;
 use crate::{Change, ChangeKind, GameError, GameEvent, Player, PlayerMsg, Rarity, CATALOGUE};
 
 /// Number of market shards: one per card kind of the catalogue.
@@ -298,7 +299,10 @@ pub struct Market {
     pub next_listing: u64,
     /// Last purchase number used.
     pub next_op: u64,
-    pub listings: BTreeMap<u64, Listing>,
+    /// Listings by number: in parts `l/{n}`, one record each (the snapshot
+    /// skips them; an old snapshot's inline listings are read and moved).
+    #[serde(default, skip_serializing)]
+    pub listings: PartMap<Listing>,
     pub buys: BTreeMap<u64, PendingBuy>,
     /// Gold of buyers held here (purchases past their hold, not yet paid out
     /// or refunded).
@@ -308,11 +312,19 @@ pub struct Market {
     /// Sale fees burnt so far.
     pub fees_burnt: u64,
     pub sales: u64,
-    /// Recently closed listings, newest last (to tell "sold" from "gone" and
-    /// to answer a retried buy or cancel with its first outcome).
-    pub closed: VecDeque<ListingView>,
-    /// Recently finished operations, newest last.
-    pub finished: VecDeque<Finished>,
+    /// Recently closed listings by [`Market::seq`], newest last (to tell
+    /// "sold" from "gone" and to answer a retried buy or cancel with its
+    /// first outcome); parts `c/{seq}`.
+    /// (Renamed so that an old snapshot's inline list is not read as a map.)
+    #[serde(default, skip_serializing, rename = "closed_parts")]
+    pub closed: PartMap<ListingView>,
+    /// Recently finished operations by [`Market::seq`], newest last; parts
+    /// `f/{seq}`.
+    #[serde(default, skip_serializing, rename = "finished_parts")]
+    pub finished: PartMap<Finished>,
+    /// Last number given to an entry of `closed` or `finished`.
+    #[serde(default)]
+    pub seq: u64,
     /// What changed since the last feed event: published by the game tick as
     /// one [`MarketEvent::Feed`] per shard, instead of one event per change,
     /// so that the cost of reaching every subscriber is paid once a tick, not
@@ -367,14 +379,15 @@ impl Market {
             kind,
             next_listing: 0,
             next_op: 0,
-            listings: BTreeMap::new(),
+            listings: PartMap::default(),
             buys: BTreeMap::new(),
             gold_held: 0,
             cards_held: 0,
             fees_burnt: 0,
             sales: 0,
-            closed: VecDeque::new(),
-            finished: VecDeque::new(),
+            closed: PartMap::default(),
+            finished: PartMap::default(),
+            seq: 0,
             feed: Feed::default(),
         }
     }
@@ -423,7 +436,7 @@ impl Market {
 
     fn closed_view(&self, n: u64) -> Option<&ListingView> {
         let id = listing_id(self.kind, n);
-        self.closed.iter().rev().find(|v| v.listing_id == id)
+        self.closed.values().rev().find(|v| v.listing_id == id)
     }
 
     /// Why listing `n` cannot be bought or cancelled when it is not open.
@@ -489,14 +502,18 @@ impl Market {
 
     /// Marks open listings past their expiry as returning; returns how many.
     pub fn expire_due(&mut self, now_ms: u64) -> u32 {
-        let mut expired = 0;
-        for l in self.listings.values_mut() {
-            if l.state == ListingState::Open && l.expires_at_ms <= now_ms {
+        let due: Vec<u64> = self
+            .listings
+            .iter()
+            .filter(|(_, l)| l.state == ListingState::Open && l.expires_at_ms <= now_ms)
+            .map(|(n, _)| *n)
+            .collect();
+        for n in &due {
+            if let Some(l) = self.listings.get_mut(n) {
                 l.state = ListingState::Returning { reason: CloseReason::Expired };
-                expired += 1;
             }
         }
-        expired
+        due.len() as u32
     }
 
     /// Open listings at most `max_price`: cheapest first, then oldest, then
@@ -508,8 +525,27 @@ impl Market {
             .filter(|l| l.state == ListingState::Open && max_price.is_none_or(|m| l.price <= m))
             .collect();
         let total = open.len() as u64;
-        open.sort_by_key(|l| (l.price, l.created_at_ms, l.n));
-        (open.into_iter().take(limit as usize).map(Listing::view).collect(), total)
+        let order = |l: &&Listing| (l.price, l.created_at_ms, l.n);
+        // Only the first page needs sorting: partition around it first, so a
+        // busy shard's browse is linear in its listings, not n log n.
+        let limit = (limit as usize).min(open.len());
+        if limit < open.len() {
+            open.select_nth_unstable_by_key(limit, order);
+            open.truncate(limit);
+        }
+        open.sort_by_key(order);
+        (open.into_iter().map(Listing::view).collect(), total)
+    }
+
+    /// Whether `op` still has steps to take.
+    fn is_pending(&self, op: OpRef) -> bool {
+        match op {
+            OpRef::Listing(n) => self
+                .listings
+                .get(&n)
+                .is_some_and(|l| matches!(l.state, ListingState::Escrowing | ListingState::Returning { .. })),
+            OpRef::Buy(op) => self.buys.contains_key(&op),
+        }
     }
 
     /// Operations that still have steps to take.
@@ -523,9 +559,10 @@ impl Market {
     }
 
     fn finish(&mut self, op: OpRef, result: Result<ListingView, GameError>) -> Step {
-        self.finished.push_back(Finished { op, result: result.clone() });
+        self.seq += 1;
+        self.finished.insert(self.seq, Finished { op, result: result.clone() });
         while self.finished.len() > REMEMBERED_OUTCOMES {
-            self.finished.pop_front();
+            self.finished.pop_first();
         }
         Step::Done(result)
     }
@@ -540,9 +577,10 @@ impl Market {
             CloseReason::Expired => ListingStatus::Expired,
         };
         let view = listing.view_as(status, buyer);
-        self.closed.push_back(view.clone());
+        self.seq += 1;
+        self.closed.insert(self.seq, view.clone());
         while self.closed.len() > REMEMBERED_OUTCOMES {
-            self.closed.pop_front();
+            self.closed.pop_first();
         }
         self.feed.close(view.listing_id.clone(), reason);
         view
@@ -559,7 +597,7 @@ impl Market {
 
     async fn advance_listing(&mut self, n: u64, ctx: &Ctx) -> Step {
         let Some(listing) = self.listings.get(&n).cloned() else {
-            if let Some(f) = self.finished.iter().rev().find(|f| f.op == OpRef::Listing(n)) {
+            if let Some(f) = self.finished.values().rev().find(|f| f.op == OpRef::Listing(n)) {
                 return Step::Done(f.result.clone());
             }
             return match self.closed_view(n) {
@@ -614,7 +652,7 @@ impl Market {
 
     async fn advance_buy(&mut self, op: u64, ctx: &Ctx) -> Step {
         let Some(buy) = self.buys.get(&op).cloned() else {
-            return match self.finished.iter().rev().find(|f| f.op == OpRef::Buy(op)) {
+            return match self.finished.values().rev().find(|f| f.op == OpRef::Buy(op)) {
                 Some(f) => Step::Done(f.result.clone()),
                 None => Step::Stalled(format!("purchase {op} is not known")),
             };
@@ -730,6 +768,38 @@ impl Entity for Market {
         Market::new(key.parse().unwrap_or(0))
     }
 
+    const HAS_PARTS: bool = true;
+
+    fn take_part_changes(&mut self) -> Vec<(String, Option<Vec<u8>>)> {
+        let mut out = Vec::new();
+        self.listings.take_changes("l/", &mut out);
+        self.closed.take_changes("c/", &mut out);
+        self.finished.take_changes("f/", &mut out);
+        out
+    }
+
+    fn load_parts(&mut self, parts: Vec<(String, Vec<u8>)>) -> Result<(), String> {
+        for (name, value) in parts {
+            let taken = self.listings.load("l/", &name, &value)?
+                || self.closed.load("c/", &name, &value)?
+                || self.finished.load("f/", &name, &value)?;
+            if !taken {
+                return Err(format!("unknown part {name:?}"));
+            }
+        }
+        Ok(())
+    }
+
+    fn state_json(&self) -> serde_json::Value {
+        let mut v = serde_json::to_value(self).unwrap_or(serde_json::Value::Null);
+        if let Some(obj) = v.as_object_mut() {
+            obj.insert("listings".into(), self.listings.to_json());
+            obj.insert("closed".into(), self.closed.to_json());
+            obj.insert("finished".into(), self.finished.to_json());
+        }
+        v
+    }
+
     async fn handle(&mut self, msg: MarketMsg, ctx: &mut Ctx) -> Self::Reply {
         let now = ctx.now_ms();
         match msg {
@@ -760,7 +830,7 @@ impl Entity for Market {
                 Ok(begin.into())
             }
             MarketMsg::Settle { op } => {
-                let was_pending = self.pending_ops().contains(&op);
+                let was_pending = self.is_pending(op);
                 let step = self.advance(op, ctx).await;
                 if was_pending {
                     ctx.durable();
@@ -886,7 +956,7 @@ mod tests {
         let views: Vec<ListingView> = (0..FEED_OFFERS as u64 + 5)
             .map(|i| {
                 let n = open(&mut m, &format!("s{i}"), 10 + i, T0);
-                m.listings[&n].view()
+                m.listings.get(&n).unwrap().view()
             })
             .collect();
         for v in &views {
@@ -919,7 +989,7 @@ mod tests {
         assert!(matches!(m.begin_list("s", 1, MAX_PRICE + 1, 0, T0), Err(GameError::PriceOutOfRange { .. })));
         assert!(matches!(m.begin_list("s", 0, 10, 0, T0), Err(GameError::ListingCountOutOfRange { .. })));
         assert_eq!(m.begin_list("s", 1, 10, 9, T0), Ok(1), "ids come from the shard's counter");
-        assert_eq!(m.listings[&1].expires_at_ms, T0 + LISTING_TTL_MS);
+        assert_eq!(m.listings.get(&1).unwrap().expires_at_ms, T0 + LISTING_TTL_MS);
         assert_eq!(
             m.begin_list("s", 1, 10, 9, T0),
             Err(GameError::TooManyListings { max: MAX_ACTIVE_LISTINGS }),
@@ -953,7 +1023,7 @@ mod tests {
         assert_eq!(m.begin_cancel(a, "s"), Ok(Begin::Started(OpRef::Listing(a))), "a retry joins");
         assert_eq!(m.expire_due(T0 + LISTING_TTL_MS), 0, "b is one second younger; a is cancelled");
         assert_eq!(m.expire_due(T0 + 1000 + LISTING_TTL_MS), 1);
-        assert_eq!(m.listings[&b].state, ListingState::Returning { reason: CloseReason::Expired });
+        assert_eq!(m.listings.get(&b).unwrap().state, ListingState::Returning { reason: CloseReason::Expired });
         assert_eq!(m.pending_ops(), vec![OpRef::Listing(a), OpRef::Listing(b)]);
     }
 

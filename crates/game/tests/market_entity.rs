@@ -130,3 +130,53 @@ async fn a_listing_expires_by_the_injected_clock_and_returns_its_cards() {
         Err(GameError::ListingGone("9-1".into()))
     );
 }
+
+#[tokio::test]
+async fn listings_are_parts_one_record_each_and_old_inline_snapshots_move_into_them() {
+    let clock = ManualClock::default();
+    let store: Arc<dyn Store> = Arc::new(MemoryStore::new());
+    let rt = runtime(store.clone(), &clock);
+    give(&rt, "seller", 9, 3).await;
+    list(&rt, "seller", 1, 100).await;
+    list(&rt, "seller", 2, 150).await;
+    rt.shutdown().await;
+
+    // The snapshot no longer carries the listings; each is its own record.
+    let snapshot = store.get(b"e/market/9").await.unwrap().unwrap();
+    let json: serde_json::Value = serde_json::from_slice(&snapshot.value).unwrap();
+    assert!(json.get("listings").is_none(), "listings are not inline: {json}");
+    let names: Vec<String> = store
+        .scan_prefix(b"e/market/9\0")
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|(k, _)| String::from_utf8_lossy(&k[b"e/market/9\0".len()..]).into_owned())
+        .collect();
+    assert_eq!(names, ["f/1", "f/2", "l/1", "l/2"], "two listings and the two list operations' outcomes");
+
+    // An old snapshot (listings inline, closed and finished as lists) loads,
+    // and its first write moves the listings into parts.
+    let mut old = json.clone();
+    old["listings"] = serde_json::json!({ "7": {
+        "n": 7, "seller": "old-seller", "kind": 9, "count": 4, "price": 70,
+        "created_at_ms": 0, "expires_at_ms": LISTING_TTL_MS, "state": "Open" } });
+    old["closed"] = serde_json::json!([]);
+    old["finished"] = serde_json::json!([]);
+    let old_store: Arc<dyn Store> = Arc::new(MemoryStore::new());
+    old_store.put(b"e/market/9", serde_json::to_vec(&old).unwrap(), 0).await.unwrap();
+    let rt = runtime(old_store.clone(), &clock);
+    let Ok(MarketReply::Listings { listings, .. }) =
+        market(&rt, MarketMsg::Browse { max_price: None, limit: 10 }).await
+    else {
+        panic!("browse")
+    };
+    assert_eq!(listings.iter().map(|l| l.listing_id.as_str()).collect::<Vec<_>>(), ["9-7"]);
+    rt.shutdown().await;
+    assert!(old_store.get(b"e/market/9\0l/7").await.unwrap().is_some(), "moved into its part");
+    let rt = runtime(old_store, &clock);
+    let Ok(MarketReply::Listings { total, .. }) = market(&rt, MarketMsg::Browse { max_price: None, limit: 10 }).await
+    else {
+        panic!("browse")
+    };
+    assert_eq!(total, 1, "and read back from there");
+}

@@ -15,7 +15,7 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Run a server (the default command).
-    Serve(ServeArgs),
+    Serve(Box<ServeArgs>),
     /// See Guildhall work: a server on the embedded store with bots playing
     /// it, live progress; stops on Ctrl-C or after its duration.
     Demo(DemoArgs),
@@ -129,7 +129,7 @@ impl ServeArgs {
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     let args = match cli.command {
-        Some(Command::Serve(args)) => args,
+        Some(Command::Serve(args)) => *args,
         Some(Command::Demo(demo)) => return run_demo(demo),
         None => ServeArgs::default(),
     };
