@@ -16,6 +16,8 @@ pub struct Config {
     /// (lost at exit; for experiments).
     pub store: String,
     /// Page cache of the embedded store, MiB (part of the server's RSS).
+    /// Live entities are in memory, so the cache serves only activations;
+    /// the OS page cache (outside the RSS) holds the file as well.
     pub store_cache_mib: usize,
     /// TCP listener for clients (length-prefixed protobuf frames).
     pub listen: String,
@@ -78,7 +80,7 @@ impl Default for Config {
         Self {
             data_dir: PathBuf::from("guildhall-data"),
             store: "redb".into(),
-            store_cache_mib: 64,
+            store_cache_mib: 16,
             listen: "127.0.0.1:7350".into(),
             ws_listen: "127.0.0.1:7351".into(),
             admin_listen: "127.0.0.1:7352".into(),

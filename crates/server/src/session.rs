@@ -73,6 +73,8 @@ pub enum Begin {
     /// Seen and still running (on a connection that dropped): its answer
     /// will be sent when it finishes.
     InProgress,
+    /// Seen, answered, and the client acknowledged the answer: it has it.
+    Delivered,
     /// Older than the remembered window: cannot tell whether it ran.
     TooOld,
 }
@@ -100,7 +102,28 @@ pub enum AttachError {
 #[derive(Debug)]
 enum Outcome {
     Running,
-    Done(Arc<Answer>),
+    /// Answered with the response of sequence number `seq`: kept whole for
+    /// a client that retries because it never got it.
+    Done { answer: Arc<Answer>, seq: u64 },
+    /// The client acknowledged the response: the answer itself is dropped.
+    /// Under load a session remembers its last few results for tens of
+    /// seconds, and whole answers (a battle's carries the player's cards)
+    /// were a few KiB of every connected player's RSS.
+    Delivered,
+}
+
+/// The client has everything up to `acked`: forget what it can no longer ask
+/// for again.
+fn forget_acknowledged(st: &mut State) {
+    let acked = st.acked;
+    while st.outbox.front().is_some_and(|(s, _)| *s <= acked) {
+        st.outbox.pop_front();
+    }
+    for (_, outcome) in st.results.iter_mut() {
+        if matches!(outcome, Outcome::Done { seq, .. } if *seq <= acked) {
+            *outcome = Outcome::Delivered;
+        }
+    }
 }
 
 #[derive(Debug)]
@@ -226,7 +249,8 @@ impl Session {
         if let Some((_, outcome)) = st.results.iter().find(|(rid, _)| *rid == id) {
             return match outcome {
                 Outcome::Running => Begin::InProgress,
-                Outcome::Done(answer) => Begin::Replay(answer.clone()),
+                Outcome::Done { answer, .. } => Begin::Replay(answer.clone()),
+                Outcome::Delivered => Begin::Delivered,
             };
         }
         if id <= st.highest_request {
@@ -242,14 +266,17 @@ impl Session {
 
     /// Remembers the result of request `id` and sends it.
     pub fn finish_request(&self, id: u64, answer: Answer) -> u64 {
-        let answer = Arc::new(answer);
-        {
-            let mut st = self.lock();
-            if let Some((_, outcome)) = st.results.iter_mut().find(|(rid, _)| *rid == id) {
-                *outcome = Outcome::Done(answer.clone());
-            }
+        let seq = self.emit_response(id, &answer);
+        let mut st = self.lock();
+        let acked = st.acked;
+        if let Some((_, outcome)) = st.results.iter_mut().find(|(rid, _)| *rid == id) {
+            *outcome = if seq != 0 && seq <= acked {
+                Outcome::Delivered
+            } else {
+                Outcome::Done { answer: Arc::new(answer), seq }
+            };
         }
-        self.emit_response(id, &answer)
+        seq
     }
 
     /// The client received everything up to `seq`.
@@ -258,9 +285,7 @@ impl Session {
         let seq = seq.min(st.next_seq - 1);
         if seq > st.acked {
             st.acked = seq;
-            while st.outbox.front().is_some_and(|(s, _)| *s <= seq) {
-                st.outbox.pop_front();
-            }
+            forget_acknowledged(&mut st);
         }
     }
 
@@ -280,9 +305,7 @@ impl Session {
         st.written = last_seq;
         if last_seq > st.acked {
             st.acked = last_seq;
-            while st.outbox.front().is_some_and(|(s, _)| *s <= last_seq) {
-                st.outbox.pop_front();
-            }
+            forget_acknowledged(&mut st);
         }
         let replay_to = st.next_seq - 1;
         drop(st);
@@ -640,6 +663,22 @@ mod tests {
             assert_eq!(s.begin_request(id), Begin::Execute);
         }
         assert_eq!(s.begin_request(5), Begin::TooOld, "forgotten after the window");
+    }
+
+    #[test]
+    fn an_acknowledged_answer_is_forgotten_but_its_request_still_runs_once() {
+        let s = Session::new(1, "p".into(), limits());
+        s.attach(10, 0).unwrap();
+        assert_eq!(s.begin_request(1), Begin::Execute);
+        let seq = s.finish_request(1, Answer::ok(Bytes::from_static(b"big answer")));
+        assert_eq!(s.begin_request(2), Begin::Execute);
+        let seq2 = s.finish_request(2, Answer::ok(Bytes::from_static(b"second")));
+        s.ack(seq);
+        assert_eq!(s.begin_request(1), Begin::Delivered, "the client has it: not kept, not run again");
+        assert_eq!(s.begin_request(2), Begin::Replay(Arc::new(Answer::ok(Bytes::from_static(b"second")))));
+        // A resume that reports the second as seen acknowledges it too.
+        s.attach(11, seq2).unwrap();
+        assert_eq!(s.begin_request(2), Begin::Delivered);
     }
 
     fn runtime() -> Runtime {
