@@ -145,6 +145,13 @@ pub(crate) trait AnyHost: Send + Sync + 'static {
     fn passivate_all(&self) -> Vec<Pin<Box<dyn Future<Output = ()> + Send>>>;
     /// The state of a live instance as JSON; None if the key is not active.
     fn snapshot(&self, key: &str) -> Option<oneshot::Receiver<serde_json::Value>>;
+    /// The stored state (snapshot and parts) as JSON, read without
+    /// activating; None if nothing is stored.
+    fn stored_json(
+        &self,
+        rt: Runtime,
+        key: String,
+    ) -> Pin<Box<dyn Future<Output = Result<Option<serde_json::Value>, CallError>> + Send>>;
 }
 
 impl<E: Entity> AnyHost for KindHost<E> {
@@ -216,6 +223,18 @@ impl<E: Entity> AnyHost for KindHost<E> {
                 }) as Pin<Box<dyn Future<Output = ()> + Send>>
             })
             .collect()
+    }
+
+    fn stored_json(
+        &self,
+        rt: Runtime,
+        key: String,
+    ) -> Pin<Box<dyn Future<Output = Result<Option<serde_json::Value>, CallError>> + Send>> {
+        Box::pin(async move {
+            let storage_key = EntityId::new(E::KIND, Arc::from(key.as_str())).storage_key();
+            let (state, version) = load::<E>(&rt, &key, &storage_key).await?;
+            Ok((version > 0).then(|| state.state_json()))
+        })
     }
 
     fn snapshot(&self, key: &str) -> Option<oneshot::Receiver<serde_json::Value>> {

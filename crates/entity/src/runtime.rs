@@ -324,15 +324,6 @@ impl Runtime {
                 return Ok(Some(value));
             }
         }
-        let record = self
-            .inner
-            .store
-            .get(&crate::id::storage_key(kind, key))
-            .await
-            .map_err(|e| CallError::Load(e.to_string()))?;
-        match record {
-            None => Ok(None),
-            Some(r) => serde_json::from_slice(&r.value).map(Some).map_err(|e| CallError::Load(e.to_string())),
-        }
+        host.stored_json(self.clone(), key.to_string()).await
     }
 }

@@ -16,6 +16,7 @@ use guildhall_entity::{Ctx, Entity, Runtime};
 use serde::{Deserialize, Serialize};
 
 use crate::catalogue::card_def;
+use crate::parts::PartMap;
 use crate::guild_directory::{DirectoryMsg, DirectoryReply, GuildDirectory, Reservation, DIRECTORY_KEY};
 use crate::player::{Change, ChangeKind, Player, PlayerMsg, PlayerReply, PlayerView};
 use crate::{guild_topic, player_topic, GameError, GameEvent, Rarity};
@@ -380,7 +381,11 @@ pub struct Guild {
     pub join_requests: Vec<(String, u64)>,
     /// One counter for join order, chat ids, help ids and donation numbers.
     pub counter: u64,
-    pub chat: VecDeque<ChatMessage>,
+    /// The last [`CHAT_HISTORY`] messages by id: in parts `c/{id}`, so that
+    /// a post writes one message, not the history (renamed so that an old
+    /// snapshot's inline list is not read as a map).
+    #[serde(default, skip_serializing, rename = "chat_parts")]
+    pub chat: PartMap<ChatMessage>,
     /// Recent post times per member, for the chat rate limit.
     pub chat_times: BTreeMap<String, VecDeque<u64>>,
     /// Open help requests by requester (one each).
@@ -391,7 +396,9 @@ pub struct Guild {
     pub pending: BTreeMap<u64, Donation>,
     /// Finished donations' outcomes, for a `ContinueDonation` that arrives
     /// after `Tick` already finished the donation.
-    pub outcomes: VecDeque<(u64, Result<DonationOutcome, GameError>)>,
+    /// In parts `o/{n}`, like the chat.
+    #[serde(default, skip_serializing, rename = "outcome_parts")]
+    pub outcomes: PartMap<Result<DonationOutcome, GameError>>,
     /// Players whose `SetGuild` did not go through yet (retried by `Tick`).
     pub unsynced: BTreeMap<String, Option<String>>,
     pub activity: u64,
@@ -807,9 +814,9 @@ impl Guild {
             request: self.request_view(&d),
             donor: donor_view,
         });
-        self.outcomes.push_back((n, outcome.clone()));
+        self.outcomes.insert(n, outcome.clone());
         while self.outcomes.len() > REMEMBERED_OUTCOMES {
-            self.outcomes.pop_front();
+            self.outcomes.pop_first();
         }
         outcome
     }
@@ -883,12 +890,7 @@ impl Guild {
     }
 
     fn outcome_of(&self, n: u64) -> Result<DonationOutcome, GameError> {
-        self.outcomes
-            .iter()
-            .rev()
-            .find(|(k, _)| *k == n)
-            .map(|(_, o)| o.clone())
-            .unwrap_or(Err(GameError::HelpRequestClosed))
+        self.outcomes.get(&n).cloned().unwrap_or(Err(GameError::HelpRequestClosed))
     }
 }
 
@@ -899,6 +901,34 @@ impl Entity for Guild {
 
     fn create(key: &str, _now_ms: u64) -> Self {
         Guild { id: key.to_string(), ..Guild::default() }
+    }
+
+    const HAS_PARTS: bool = true;
+
+    fn take_part_changes(&mut self) -> Vec<(String, Option<Vec<u8>>)> {
+        let mut out = Vec::new();
+        self.chat.take_changes("c/", &mut out);
+        self.outcomes.take_changes("o/", &mut out);
+        out
+    }
+
+    fn load_parts(&mut self, parts: Vec<(String, Vec<u8>)>) -> Result<(), String> {
+        for (name, value) in parts {
+            if !(self.chat.load("c/", &name, &value)? || self.outcomes.load("o/", &name, &value)?) {
+                return Err(format!("unknown part {name:?}"));
+            }
+        }
+        Ok(())
+    }
+
+    fn state_json(&self) -> serde_json::Value {
+        let mut v = serde_json::to_value(self).unwrap_or(serde_json::Value::Null);
+        if let Some(obj) = v.as_object_mut() {
+            obj.insert("chat".into(), self.chat.values().map(|m| serde_json::json!(m)).collect());
+            let outcomes = self.outcomes.iter().map(|(n, o)| serde_json::json!([n, o])).collect();
+            obj.insert("outcomes".into(), outcomes);
+        }
+        v
     }
 
     async fn handle(&mut self, msg: GuildMsg, ctx: &mut Ctx) -> Self::Reply {
@@ -1082,9 +1112,9 @@ impl Guild {
                 }
                 self.take_chat_slot(&player, now)?;
                 let message = ChatMessage { id: self.next(), player_id: player, text, at_ms: now };
-                self.chat.push_back(message.clone());
+                self.chat.insert(message.id, message.clone());
                 while self.chat.len() > CHAT_HISTORY {
-                    self.chat.pop_front();
+                    self.chat.pop_first();
                 }
                 self.bump_activity(1, now);
                 self.publish(ctx, GuildEvent::Chat { guild_id: self.id.clone(), message: message.clone() });
@@ -1097,7 +1127,7 @@ impl Guild {
                 ctx.unchanged();
                 let limit = if limit == 0 { CHAT_HISTORY } else { limit.min(CHAT_HISTORY) };
                 let skip = self.chat.len().saturating_sub(limit);
-                Ok(GuildReply::History(self.chat.iter().skip(skip).cloned().collect()))
+                Ok(GuildReply::History(self.chat.values().skip(skip).cloned().collect()))
             }
             GuildMsg::AskHelp { player, kind, count } => {
                 self.live()?;
