@@ -19,6 +19,12 @@ pub struct Sample {
     /// Server CPU in cores busy over this second (needs its pid).
     pub server_cpu_cores: Option<f64>,
     pub server_rss_kib: Option<u64>,
+    /// The whole machine's busy cores over this second (/proc/stat): the
+    /// server and the bots share it, so the server can be starved while its
+    /// own figure looks modest.
+    pub machine_cpu_cores: Option<f64>,
+    /// This bots process's own busy cores over this second.
+    pub bots_cpu_cores: Option<f64>,
 }
 
 /// Latency percentiles of one method over the whole run.
