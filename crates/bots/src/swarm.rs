@@ -185,14 +185,18 @@ pub async fn run(config: SwarmConfig) -> Result<Report, ConfigError> {
                 bad_secs += 1;
                 if bad_secs >= ramp.patience_secs {
                     let cpu_note = cpu.map(|c| format!(", server at {c:.2} of {cores} cores")).unwrap_or_default();
-                    let machine_note =
-                        machine.map(|m| format!(", machine (server and bots) at {m:.2} of {cores} cores")).unwrap_or_default();
+                    let machine_note = machine
+                        .map(|m| format!(", machine (server and bots) at {m:.2} of {cores} cores"))
+                        .unwrap_or_default();
                     // Saturated: the server alone, or the machine it shares
                     // with the bots, had (nearly) every core busy.
-                    let saturated = cpu.is_some_and(|c| c >= 0.95 * cores) || machine.is_some_and(|m| m >= 0.95 * cores);
+                    let saturated =
+                        cpu.is_some_and(|c| c >= 0.95 * cores) || machine.is_some_and(|m| m >= 0.95 * cores);
                     let what = if saturated { "CPU saturation" } else { "latency" };
-                    broken =
-                        Some((what, format!("p99 {p99:.1} ms over the {goal:.0} ms goal for {bad_secs} s{cpu_note}{machine_note}")));
+                    broken = Some((
+                        what,
+                        format!("p99 {p99:.1} ms over the {goal:.0} ms goal for {bad_secs} s{cpu_note}{machine_note}"),
+                    ));
                 }
             } else {
                 bad_secs = 0;

@@ -55,7 +55,11 @@ async fn a_bounded_swarm_plays_and_reports() {
     assert!(!report.samples.is_empty());
     // The machine's CPU is read every second (after the first), within its cores.
     let cores = std::thread::available_parallelism().unwrap().get() as f64;
-    assert!(report.samples.iter().skip(1).all(|s| s.machine_cpu_cores.is_some_and(|m| (0.0..=cores + 0.01).contains(&m))));
+    assert!(report
+        .samples
+        .iter()
+        .skip(1)
+        .all(|s| s.machine_cpu_cores.is_some_and(|m| (0.0..=cores + 0.01).contains(&m))));
     let json: serde_json::Value = serde_json::from_slice(&std::fs::read(&report_path).unwrap()).unwrap();
     assert_eq!(json["seed"], 42);
     let html = std::fs::read_to_string(report_path.with_extension("html")).unwrap();

@@ -334,7 +334,9 @@ async fn run_entity<E: Entity>(
     let id = EntityId::new(E::KIND, key.clone());
     let storage_key = id.storage_key();
     let mut inst = match Box::pin(load::<E>(&rt, &key, &storage_key)).await {
-        Ok((state, version)) => Instance { state, version, dirty: version == 0, storage_key, parts: Default::default() },
+        Ok((state, version)) => {
+            Instance { state, version, dirty: version == 0, storage_key, parts: Default::default() }
+        }
         Err(e) => {
             tracing::error!(entity = %id, error = %e, "activation failed");
             rx.close();

@@ -409,13 +409,8 @@ async fn parts_are_written_with_their_snapshot_come_back_on_activation_and_guard
     rt.call::<Shelf>("s", ShelfMsg::Remove("a".into())).await.unwrap();
     rt.call::<Shelf>("s", put("c", "cheese")).await.unwrap();
 
-    let parts: Vec<(Vec<u8>, u64, Vec<u8>)> = store
-        .scan_prefix(b"e/shelf/s\0")
-        .await
-        .unwrap()
-        .into_iter()
-        .map(|(k, r)| (k, r.version, r.value))
-        .collect();
+    let parts: Vec<(Vec<u8>, u64, Vec<u8>)> =
+        store.scan_prefix(b"e/shelf/s\0").await.unwrap().into_iter().map(|(k, r)| (k, r.version, r.value)).collect();
     assert_eq!(
         parts,
         vec![(b"e/shelf/s\0b".to_vec(), 2, b"bread".to_vec()), (b"e/shelf/s\0c".to_vec(), 4, b"cheese".to_vec())],

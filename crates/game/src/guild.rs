@@ -16,8 +16,8 @@ use guildhall_entity::{Ctx, Entity, Runtime};
 use serde::{Deserialize, Serialize};
 
 use crate::catalogue::card_def;
-use crate::parts::PartMap;
 use crate::guild_directory::{DirectoryMsg, DirectoryReply, GuildDirectory, Reservation, DIRECTORY_KEY};
+use crate::parts::PartMap;
 use crate::player::{Change, ChangeKind, Player, PlayerMsg, PlayerReply, PlayerView};
 use crate::{guild_topic, player_topic, GameError, GameEvent, Rarity};
 

@@ -8,8 +8,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::catalogue::{card_def, kinds_of};
 use crate::rng::SplitMix64;
-use crate::txkey::TxKey;
 use crate::rules::*;
+use crate::txkey::TxKey;
 use crate::{player_topic, GameError, GameEvent, Rarity};
 
 /// Copies and level of one card kind in a collection.

@@ -104,7 +104,10 @@ enum Outcome {
     Running,
     /// Answered with the response of sequence number `seq`: kept whole for
     /// a client that retries because it never got it.
-    Done { answer: Arc<Answer>, seq: u64 },
+    Done {
+        answer: Arc<Answer>,
+        seq: u64,
+    },
     /// The client acknowledged the response: the answer itself is dropped.
     /// Under load a session remembers its last few results for tens of
     /// seconds, and whole answers (a battle's carries the player's cards)

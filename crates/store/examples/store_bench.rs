@@ -150,9 +150,8 @@ async fn bench(backend: Backend, root: &Path) -> Results {
     let store = backend.open(&dir);
     let start = Instant::now();
     for b in 0..RECORDS / BATCH_SIZE {
-        let ops: Vec<WriteOp> = (b * BATCH_SIZE..(b + 1) * BATCH_SIZE)
-            .map(|i| WriteOp::put(key("rec", i), value(i, 0), 0))
-            .collect();
+        let ops: Vec<WriteOp> =
+            (b * BATCH_SIZE..(b + 1) * BATCH_SIZE).map(|i| WriteOp::put(key("rec", i), value(i, 0), 0)).collect();
         write_all_ok(store.as_ref(), ops, 1).await;
     }
     res.load_100k = start.elapsed();
