@@ -325,6 +325,12 @@ pub struct Market {
     /// Last number given to an entry of `closed` or `finished`.
     #[serde(default)]
     pub seq: u64,
+    /// Listing numbers by seller, of every listing not yet closed (a
+    /// superset of the active ones: the state is checked on use). Answers
+    /// `ListingsOf`, which every `market.list` asks of all 16 shards,
+    /// without a scan of the shard's listings. Derived, not stored.
+    #[serde(skip)]
+    pub by_seller: std::collections::HashMap<String, std::collections::BTreeSet<u64>>,
     /// What changed since the last feed event: published by the game tick as
     /// one [`MarketEvent::Feed`] per shard, instead of one event per change,
     /// so that the cost of reaching every subscriber is paid once a tick, not
@@ -388,15 +394,37 @@ impl Market {
             closed: PartMap::default(),
             finished: PartMap::default(),
             seq: 0,
+            by_seller: Default::default(),
             feed: Feed::default(),
         }
     }
 
     /// Listings of `player` that count against [`MAX_ACTIVE_LISTINGS`].
     pub fn active_of<'a>(&'a self, player: &'a str) -> impl Iterator<Item = &'a Listing> + 'a {
-        self.listings
-            .values()
-            .filter(move |l| l.seller == player && matches!(l.state, ListingState::Escrowing | ListingState::Open))
+        self.by_seller
+            .get(player)
+            .into_iter()
+            .flatten()
+            .filter_map(|n| self.listings.get(n))
+            .filter(|l| matches!(l.state, ListingState::Escrowing | ListingState::Open))
+    }
+
+    /// Rebuilds `by_seller` from the listings (after loading).
+    pub fn index_sellers(&mut self) {
+        self.by_seller.clear();
+        for (n, l) in self.listings.iter() {
+            self.by_seller.entry(l.seller.clone()).or_default().insert(*n);
+        }
+    }
+
+    /// Listing `n` of `seller` left the books.
+    fn unindex(&mut self, seller: &str, n: u64) {
+        if let Some(set) = self.by_seller.get_mut(seller) {
+            set.remove(&n);
+            if set.is_empty() {
+                self.by_seller.remove(seller);
+            }
+        }
     }
 
     /// Validates and records a listing (state `Escrowing`).
@@ -431,6 +459,7 @@ impl Market {
             state: ListingState::Escrowing,
         };
         self.listings.insert(n, listing);
+        self.by_seller.entry(seller.to_string()).or_default().insert(n);
         Ok(n)
     }
 
@@ -570,6 +599,7 @@ impl Market {
     /// Takes listing `n` off the books as closed for `reason`.
     fn close(&mut self, n: u64, reason: CloseReason, buyer: Option<String>) -> ListingView {
         let listing = self.listings.remove(&n).expect("closing a listing that exists");
+        self.unindex(&listing.seller, n);
         self.cards_held -= listing.count as u64;
         let status = match reason {
             CloseReason::Sold => ListingStatus::Sold,
@@ -621,6 +651,7 @@ impl Market {
                     }
                     Ok(Err(refused)) => {
                         self.listings.remove(&n);
+                        self.unindex(&listing.seller, n);
                         self.finish(OpRef::Listing(n), Err(refused))
                     }
                     Err(stalled) => Step::Stalled(stalled),
@@ -776,6 +807,11 @@ impl Entity for Market {
         self.closed.take_changes("c/", &mut out);
         self.finished.take_changes("f/", &mut out);
         out
+    }
+
+    fn activated(&mut self, _ctx: &mut Ctx) {
+        // After the snapshot and the parts (or an old inline snapshot) loaded.
+        self.index_sellers();
     }
 
     fn load_parts(&mut self, parts: Vec<(String, Vec<u8>)>) -> Result<(), String> {

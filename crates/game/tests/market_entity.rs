@@ -179,4 +179,10 @@ async fn listings_are_parts_one_record_each_and_old_inline_snapshots_move_into_t
         panic!("browse")
     };
     assert_eq!(total, 1, "and read back from there");
+    let Ok(MarketReply::Listings { listings, .. }) =
+        market(&rt, MarketMsg::ListingsOf { player: "old-seller".into() }).await
+    else {
+        panic!("listings of")
+    };
+    assert_eq!(listings.len(), 1, "the seller index is rebuilt on activation");
 }
