@@ -19,7 +19,20 @@ use crate::shared::Shared;
 pub fn prometheus() -> &'static PrometheusHandle {
     static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
     HANDLE.get_or_init(|| {
-        let recorder = PrometheusBuilder::new().build_recorder();
+        // Fixed buckets, not the default summaries: a summary keeps a
+        // rolling sketch per labelled histogram that grew by megabytes over a
+        // few minutes of load (heaptrack, BENCHMARKS.md round 11) and cost a
+        // sketch insert per request; a bucket is a counter.
+        let recorder = PrometheusBuilder::new()
+            .set_buckets(&[0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0])
+            .and_then(|b| {
+                b.set_buckets_for_metric(
+                    metrics_exporter_prometheus::Matcher::Full("guildhall_store_batch_size".into()),
+                    &[1.0, 2.0, 4.0, 8.0, 16.0, 64.0, 256.0, 1024.0, 4096.0],
+                )
+            })
+            .expect("bucket lists are non-empty")
+            .build_recorder();
         let handle = recorder.handle();
         if metrics::set_global_recorder(recorder).is_err() {
             tracing::warn!("a metrics recorder was already installed; /metrics will be empty");

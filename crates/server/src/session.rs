@@ -260,9 +260,13 @@ impl Session {
             return Begin::TooOld;
         }
         st.highest_request = id;
-        st.results.push_back((id, Outcome::Running));
-        while st.results.len() > self.limits.remembered_results {
-            st.results.pop_front();
+        let limit = self.limits.remembered_results;
+        if limit > 0 {
+            // Make room first, so the deque never outgrows the limit's capacity.
+            while st.results.len() >= limit {
+                st.results.pop_front();
+            }
+            st.results.push_back((id, Outcome::Running));
         }
         Begin::Execute
     }

@@ -230,7 +230,7 @@ async fn admin_http_shows_health_metrics_and_entities() {
     let (status, body) = http(admin, "GET", "/metrics", "").await;
     assert_eq!(status, 200);
     assert!(body.contains("guildhall_logins_total"), "{body}");
-    assert!(body.contains("guildhall_request_seconds"), "{body}");
+    assert!(body.contains("guildhall_request_seconds_bucket{"), "request latency as a bucketed histogram: {body}");
     let (_, body) = http(admin, "GET", "/entities", "").await;
     let kinds: serde_json::Value = serde_json::from_str(&body).unwrap();
     let player = kinds["kinds"].as_array().unwrap().iter().find(|k| k["kind"] == "player").expect("player kind");
