@@ -6,7 +6,8 @@
 #
 #   scripts/bench-scale.sh                 # 19,500 players, standard profile
 #   PLAYERS=5000 DURATION=60 scripts/bench-scale.sh
-#   SERVER_ARGS="--commit-interval-ms 0" scripts/bench-scale.sh   # extra server flags
+#   SERVER_ARGS="--commit-interval-ms 2" scripts/bench-scale.sh   # extra server flags
+#   SERVER_ENV="TOKIO_WORKER_THREADS=1" scripts/bench-scale.sh      # extra server environment
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PLAYERS=${PLAYERS:-19500}
@@ -21,7 +22,7 @@ trap 'rm -rf "$DATA"' EXIT
 rss() { awk '/^VmRSS:/ {print $2}' "/proc/$1/status"; }
 
 echo "== guildhall: $PLAYERS players, ${DURATION}s"
-./target/release/guildhall serve --data-dir "$DATA/data" --listen 127.0.0.1:7360 --ws-listen "" \
+env ${SERVER_ENV:-} ./target/release/guildhall serve --data-dir "$DATA/data" --listen 127.0.0.1:7360 --ws-listen "" \
   --admin-listen 127.0.0.1:7362 --max-connections 19900 --log-level warn ${SERVER_ARGS:-} > "$OUT/server.log" 2>&1 &
 SPID=$!
 sleep 2

@@ -34,9 +34,16 @@ impl Flusher {
 
     /// Queues a write and waits for its commit.
     pub async fn write(&self, op: WriteOp) -> Result<Version, StoreError> {
+        self.submit(op).await.map_err(|_| StoreError::Backend("flusher dropped the write".into()))?
+    }
+
+    /// Queues a write; the receiver has its result once committed. Writes
+    /// are committed in the order they are submitted.
+    pub fn submit(&self, op: WriteOp) -> oneshot::Receiver<Result<Version, StoreError>> {
         let (done, wait) = oneshot::channel();
-        self.tx.send(WriteRequest { op, done }).map_err(|_| StoreError::Backend("flusher stopped".into()))?;
-        wait.await.map_err(|_| StoreError::Backend("flusher dropped the write".into()))?
+        // A stopped flusher drops `done`: the receiver then reports it.
+        let _ = self.tx.send(WriteRequest { op, done });
+        wait
     }
 }
 

@@ -289,12 +289,39 @@ struct Instance<E: Entity> {
     storage_key: Vec<u8>,
     /// Part changes not yet written, newest per name (see
     /// [`Entity::take_part_changes`]).
-    parts: std::collections::BTreeMap<String, Option<Vec<u8>>>,
+    parts: Parts,
+    /// The write-behind write handed to the flusher and not confirmed yet.
+    inflight: Option<Box<Inflight>>,
+}
+
+type Parts = std::collections::BTreeMap<String, Option<Vec<u8>>>;
+
+/// A write-behind write in the flusher's hands. The instance does not wait
+/// for it: it goes on handling letters, and the next write is conditional
+/// on the version this one will produce. Waiting made every request that
+/// reached a player while its periodic write was being committed wait for
+/// that commit, a few milliseconds to tens under load: a steady share of
+/// all requests, and the p99 (BENCHMARKS.md, round 12).
+struct Inflight {
+    result: oneshot::Receiver<Result<Version, StoreError>>,
+    /// The version the write is conditional on.
+    expected: Version,
+    /// Its part changes, taken back if the write fails.
+    parts: Parts,
+    /// A flush waiting for this write to be on disk.
+    done: Option<oneshot::Sender<()>>,
+}
+
+fn stale_error(expected: Version, actual: Version) -> CallError {
+    CallError::Persist {
+        reason: format!("stale instance: wrote against version {expected}, store has {actual}"),
+        stale: true,
+    }
 }
 
 impl<E: Entity> Instance<E> {
-    /// Writes the state conditionally on `version`.
-    async fn persist(&mut self, rt: &Runtime, slot: &Slot<E>) -> Result<(), CallError> {
+    /// The conditional write of the current state and part changes.
+    fn write_op(&self) -> Result<WriteOp, CallError> {
         let value = serde_json::to_vec(&self.state)
             .map_err(|e| CallError::Persist { reason: format!("snapshot does not encode: {e}"), stale: false })?;
         let side = self
@@ -302,25 +329,98 @@ impl<E: Entity> Instance<E> {
             .iter()
             .map(|(name, value)| SideWrite { key: part_key(&self.storage_key, name), value: value.clone() })
             .collect();
-        let op = WriteOp::Put { key: self.storage_key.clone(), value, expected: self.version, side };
+        Ok(WriteOp::Put { key: self.storage_key.clone(), value, expected: self.version, side })
+    }
+
+    fn mark_clean(&mut self, slot: &Slot<E>) {
+        self.dirty = false;
+        slot.dirty.store(false, Ordering::Relaxed);
+        slot.dirty_since.store(0, Ordering::Relaxed);
+    }
+
+    fn mark_dirty(&mut self, rt: &Runtime, slot: &Slot<E>) {
+        if !self.dirty {
+            slot.dirty_since.store(rt.now_ms().max(1), Ordering::Relaxed);
+        }
+        self.dirty = true;
+        slot.dirty.store(true, Ordering::Relaxed);
+    }
+
+    /// Writes the state conditionally on `version` and waits for the commit
+    /// (durable-before-reply, passivation).
+    async fn persist(&mut self, rt: &Runtime, slot: &Slot<E>) -> Result<(), CallError> {
+        // A failed write-behind left the state dirty again: this write covers it.
+        if let Err(e @ CallError::Persist { stale: true, .. }) = self.settle(rt, slot).await {
+            return Err(e);
+        }
+        let op = self.write_op()?;
         match rt.flusher().write(op).await {
             Ok(v) => {
                 self.parts.clear();
                 self.version = v;
-                self.dirty = false;
-                slot.dirty.store(false, Ordering::Relaxed);
-                slot.dirty_since.store(0, Ordering::Relaxed);
+                self.mark_clean(slot);
                 Ok(())
             }
             Err(StoreError::Conflict { expected, actual }) => {
                 metrics::counter!("guildhall_entity_stale_writes_total", "kind" => E::KIND).increment(1);
-                Err(CallError::Persist {
-                    reason: format!("stale instance: wrote against version {expected}, store has {actual}"),
-                    stale: true,
-                })
+                Err(stale_error(expected, actual))
             }
             Err(e) => Err(CallError::Persist { reason: e.to_string(), stale: false }),
         }
+    }
+
+    /// Write-behind: hands the state to the flusher without waiting (see
+    /// [`Inflight`]); `done` is answered once it is on disk. At most one such
+    /// write is in flight: the caller settles the previous one first.
+    fn submit(&mut self, rt: &Runtime, slot: &Slot<E>, done: Option<oneshot::Sender<()>>) -> Result<(), CallError> {
+        debug_assert!(self.inflight.is_none());
+        let op = self.write_op()?;
+        let expected = self.version;
+        let result = rt.flusher().submit(op);
+        self.inflight = Some(Box::new(Inflight { result, expected, parts: std::mem::take(&mut self.parts), done }));
+        self.version = expected + 1;
+        self.mark_clean(slot);
+        Ok(())
+    }
+
+    /// Takes in the outcome of the write in flight.
+    fn confirm(
+        &mut self,
+        outcome: Result<Result<Version, StoreError>, oneshot::error::RecvError>,
+        rt: &Runtime,
+        slot: &Slot<E>,
+    ) -> Result<(), CallError> {
+        let Some(f) = self.inflight.take() else { return Ok(()) };
+        let outcome = outcome.unwrap_or_else(|_| Err(StoreError::Backend("flusher dropped the write".into())));
+        let result = match outcome {
+            Ok(_) => Ok(()),
+            Err(StoreError::Conflict { expected, actual }) => {
+                metrics::counter!("guildhall_entity_stale_writes_total", "kind" => E::KIND).increment(1);
+                Err(stale_error(expected, actual))
+            }
+            Err(e) => {
+                // Not written (a backend failure applies none of a batch):
+                // the state is dirty again, with the parts it carried under
+                // any newer change of the same part.
+                self.version = f.expected;
+                for (name, value) in f.parts {
+                    self.parts.entry(name).or_insert(value);
+                }
+                self.mark_dirty(rt, slot);
+                Err(CallError::Persist { reason: e.to_string(), stale: false })
+            }
+        };
+        if let Some(done) = f.done {
+            let _ = done.send(());
+        }
+        result
+    }
+
+    /// Waits for the write in flight, if any, and takes in its outcome.
+    async fn settle(&mut self, rt: &Runtime, slot: &Slot<E>) -> Result<(), CallError> {
+        let Some(f) = self.inflight.as_mut() else { return Ok(()) };
+        let outcome = (&mut f.result).await;
+        self.confirm(outcome, rt, slot)
     }
 }
 
@@ -335,7 +435,7 @@ async fn run_entity<E: Entity>(
     let storage_key = id.storage_key();
     let mut inst = match Box::pin(load::<E>(&rt, &key, &storage_key)).await {
         Ok((state, version)) => {
-            Instance { state, version, dirty: version == 0, storage_key, parts: Default::default() }
+            Instance { state, version, dirty: version == 0, storage_key, parts: Default::default(), inflight: None }
         }
         Err(e) => {
             tracing::error!(entity = %id, error = %e, "activation failed");
@@ -372,9 +472,25 @@ async fn run_entity<E: Entity>(
     // A letter taken from the mailbox while batching that was not a call.
     let mut deferred: Option<Box<Letter<E>>> = None;
     loop {
-        let letter = match deferred.take() {
-            Some(letter) => letter,
-            None => match rx.recv().await {
+        let letter = match (deferred.take(), inst.inflight.as_mut()) {
+            (Some(letter), _) => letter,
+            (None, Some(f)) => tokio::select! {
+                outcome = &mut f.result => {
+                    if let Err(e) = inst.confirm(outcome, &rt, &slot) {
+                        tracing::warn!(entity = %id, error = %e, "write-behind failed");
+                        if matches!(e, CallError::Persist { stale: true, .. }) {
+                            stale = true;
+                            break;
+                        }
+                    }
+                    continue;
+                }
+                letter = rx.recv() => match letter {
+                    Some(letter) => letter,
+                    None => break,
+                },
+            },
+            (None, None) => match rx.recv().await {
                 Some(letter) => letter,
                 None => break,
             },
@@ -442,15 +558,19 @@ async fn run_entity<E: Entity>(
                 }
             }
             Letter::Flush { done } => {
-                if inst.dirty {
-                    if let Err(e) = Box::pin(inst.persist(&rt, &slot)).await {
-                        tracing::warn!(entity = %id, error = %e, "flush failed");
-                        stale = matches!(e, CallError::Persist { stale: true, .. });
-                    }
+                // The previous write-behind, committed long ago as a rule.
+                if let Err(e) = Box::pin(inst.settle(&rt, &slot)).await {
+                    tracing::warn!(entity = %id, error = %e, "write-behind failed");
+                    stale = matches!(e, CallError::Persist { stale: true, .. });
                 }
-                let _ = done.send(());
                 if stale {
+                    let _ = done.send(());
                     break;
+                }
+                if !inst.dirty {
+                    let _ = done.send(());
+                } else if let Err(e) = inst.submit(&rt, &slot, Some(done)) {
+                    tracing::warn!(entity = %id, error = %e, "flush failed");
                 }
             }
             Letter::Passivate => rx.close(),
@@ -468,10 +588,22 @@ async fn run_entity<E: Entity>(
                 let _ = reply.send(Err(CallError::Stopped));
             }
         }
-    } else if inst.dirty {
+    } else {
+        // The write-behind in flight first: had it failed, the state would
+        // be dirty again, and a newer instance would make it stale.
+        let stale = match Box::pin(inst.settle(&rt, &slot)).await {
+            Err(e) => {
+                tracing::warn!(entity = %id, error = %e, "write-behind failed");
+                matches!(e, CallError::Persist { stale: true, .. })
+            }
+            Ok(()) => false,
+        };
         // Passivation: the last write. Retried because nothing else will
         // write this state once the instance is gone.
         for attempt in 1..=3 {
+            if stale || !inst.dirty {
+                break;
+            }
             match Box::pin(inst.persist(&rt, &slot)).await {
                 Ok(()) => break,
                 Err(e @ CallError::Persist { stale: true, .. }) => {

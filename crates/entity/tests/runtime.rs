@@ -438,3 +438,64 @@ async fn parts_are_written_with_their_snapshot_come_back_on_activation_and_guard
         [("b", "bread"), ("c", "cheese"), ("d", "dates")].map(|(k, v)| (k.to_string(), v.to_string())).to_vec()
     );
 }
+
+/// A store whose batch writes wait at a gate until the test opens it: a
+/// commit that takes as long as the test wants.
+struct GatedStore {
+    inner: MemoryStore,
+    gate: tokio::sync::Semaphore,
+}
+
+#[async_trait::async_trait]
+impl Store for GatedStore {
+    async fn get(&self, key: &[u8]) -> Result<Option<guildhall_store::Record>, guildhall_store::StoreError> {
+        self.inner.get(key).await
+    }
+
+    async fn write_batch(
+        &self,
+        ops: Vec<guildhall_store::WriteOp>,
+    ) -> Result<Vec<Result<u64, guildhall_store::StoreError>>, guildhall_store::StoreError> {
+        let _pass = self.gate.acquire().await.expect("gate");
+        self.inner.write_batch(ops).await
+    }
+
+    async fn scan_prefix(
+        &self,
+        prefix: &[u8],
+    ) -> Result<Vec<(Vec<u8>, guildhall_store::Record)>, guildhall_store::StoreError> {
+        self.inner.scan_prefix(prefix).await
+    }
+}
+
+#[tokio::test]
+async fn a_write_behind_commit_does_not_hold_up_the_entity_and_its_flush_waits_for_the_disk() {
+    let clock = ManualClock::default();
+    let gated = Arc::new(GatedStore { inner: MemoryStore::new(), gate: tokio::sync::Semaphore::new(0) });
+    let store: Arc<dyn Store> = gated.clone();
+    let rt = runtime(store.clone(), &clock);
+    rt.call::<Counter>("wb", CounterMsg::Add(5)).await.unwrap();
+    clock.advance(Duration::from_secs(10));
+
+    // The periodic flush hands the state to the flusher, whose commit is stuck.
+    let maintain = tokio::spawn({
+        let rt = rt.clone();
+        async move { rt.maintain().await }
+    });
+    tokio::task::yield_now().await;
+    // The entity still answers, and keeps changing, while its write waits.
+    // (A timeout, so that an entity held up by its commit fails the test
+    // instead of hanging it.)
+    let add = tokio::time::timeout(Duration::from_secs(5), rt.call::<Counter>("wb", CounterMsg::Add(1)));
+    assert_eq!(add.await.expect("the entity is held up by its commit").unwrap(), 6);
+    assert_eq!(rt.call::<Counter>("wb", CounterMsg::Get).await.unwrap(), 6);
+    assert!(!maintain.is_finished(), "the flush waits for its commit");
+    assert_eq!(stored(&store, "wb").await, None);
+
+    gated.gate.add_permits(100);
+    maintain.await.unwrap();
+    assert_eq!(stored(&store, "wb").await, Some((5, 1)), "the flushed state, on disk when the flush returned");
+    // The next write follows on the version the first one produced.
+    assert_eq!(rt.call::<Counter>("wb", CounterMsg::AddDurable(1)).await.unwrap(), 7);
+    assert_eq!(stored(&store, "wb").await, Some((7, 2)));
+}
