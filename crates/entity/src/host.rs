@@ -538,7 +538,19 @@ async fn run_entity<E: Entity>(
                         }
                     }
                 }
-                let written = if durable && inst.dirty { Box::pin(inst.persist(&rt, &slot)).await } else { Ok(()) };
+                let written = if !durable {
+                    Ok(())
+                } else if inst.dirty {
+                    Box::pin(inst.persist(&rt, &slot)).await
+                } else {
+                    // Unchanged, but what it answers from may be in a
+                    // write-behind not yet on disk: wait for it (and write
+                    // again if it failed).
+                    match Box::pin(inst.settle(&rt, &slot)).await {
+                        Err(CallError::Persist { stale: false, .. }) => Box::pin(inst.persist(&rt, &slot)).await,
+                        other => other,
+                    }
+                };
                 stale = matches!(written, Err(CallError::Persist { stale: true, .. }));
                 for (reply, answer, wanted_durable) in batch {
                     let result = match &written {

@@ -19,6 +19,8 @@ enum CounterMsg {
     Add(u64),
     AddDurable(u64),
     Get,
+    /// Reads, and asks that what it read be durable before the reply.
+    DurableGet,
     Publish(String),
     Hang,
 }
@@ -44,6 +46,10 @@ impl Entity for Counter {
                 ctx.durable();
             }
             CounterMsg::Get => ctx.unchanged(),
+            CounterMsg::DurableGet => {
+                ctx.unchanged();
+                ctx.durable();
+            }
             CounterMsg::Publish(text) => {
                 ctx.unchanged();
                 ctx.publish(&format!("counter/{}", ctx.key()), Bytes::from(text));
@@ -498,4 +504,31 @@ async fn a_write_behind_commit_does_not_hold_up_the_entity_and_its_flush_waits_f
     // The next write follows on the version the first one produced.
     assert_eq!(rt.call::<Counter>("wb", CounterMsg::AddDurable(1)).await.unwrap(), 7);
     assert_eq!(stored(&store, "wb").await, Some((7, 2)));
+}
+
+#[tokio::test]
+async fn a_durable_call_waits_for_the_write_behind_it_answers_from() {
+    let clock = ManualClock::default();
+    let gated = Arc::new(GatedStore { inner: MemoryStore::new(), gate: tokio::sync::Semaphore::new(0) });
+    let store: Arc<dyn Store> = gated.clone();
+    let rt = runtime(store.clone(), &clock);
+    rt.call::<Counter>("d", CounterMsg::Add(5)).await.unwrap();
+    clock.advance(Duration::from_secs(10));
+    let maintain = tokio::spawn({
+        let rt = rt.clone();
+        async move { rt.maintain().await }
+    });
+    tokio::task::yield_now().await;
+    // Durable but unchanged: it must not answer before the 5 is on disk.
+    let get = tokio::spawn({
+        let rt = rt.clone();
+        async move { rt.call::<Counter>("d", CounterMsg::DurableGet).await }
+    });
+    tokio::task::yield_now().await;
+    tokio::task::yield_now().await;
+    assert!(!get.is_finished(), "answered before the state it reports was durable");
+    gated.gate.add_permits(100);
+    assert_eq!(get.await.unwrap().unwrap(), 5);
+    assert_eq!(stored(&store, "d").await, Some((5, 1)));
+    maintain.await.unwrap();
 }
