@@ -25,6 +25,9 @@ pub struct Sample {
     pub machine_cpu_cores: Option<f64>,
     /// This bots process's own busy cores over this second.
     pub bots_cpu_cores: Option<f64>,
+    /// The worst lateness of a 50 ms timer in the bots process over this
+    /// second: how far the bots' own scheduling may inflate the latencies.
+    pub bots_lag_ms: f64,
 }
 
 /// Latency percentiles of one method over the whole run.

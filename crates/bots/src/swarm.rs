@@ -71,6 +71,19 @@ pub async fn run(config: SwarmConfig) -> Result<Report, ConfigError> {
     let started = Instant::now();
     let deadline = started + config.duration;
     let profile = Arc::new(config.profile.clone());
+    // The bots' own timer lateness: latencies are measured here, so a
+    // starved bots process inflates them; this says when it does.
+    let lag_max_us = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let lag_watch = {
+        let lag_max_us = lag_max_us.clone();
+        tokio::spawn(async move {
+            loop {
+                let asked = tokio::time::Instant::now() + Duration::from_millis(50);
+                tokio::time::sleep_until(asked).await;
+                lag_max_us.fetch_max(asked.elapsed().as_micros() as u64, Ordering::Relaxed);
+            }
+        })
+    };
 
     let spawner = {
         let config = config.clone();
@@ -143,6 +156,7 @@ pub async fn run(config: SwarmConfig) -> Result<Report, ConfigError> {
         };
         last_self = self_now;
         let rss = config.server_pid.and_then(rss_kib);
+        let bots_lag_ms = lag_max_us.swap(0, Ordering::Relaxed) as f64 / 1000.0;
         peak = peak.max(players);
         let sample = Sample {
             t_secs: t,
@@ -155,6 +169,7 @@ pub async fn run(config: SwarmConfig) -> Result<Report, ConfigError> {
             server_rss_kib: rss,
             machine_cpu_cores: machine,
             bots_cpu_cores: bots_cpu,
+            bots_lag_ms,
         };
         if config.progress {
             let server = match (cpu, rss) {
@@ -165,6 +180,7 @@ pub async fn run(config: SwarmConfig) -> Result<Report, ConfigError> {
                 Some(m) => format!(" machine cpu={m:.2}/{cores:.0}"),
                 None => String::new(),
             };
+            let machine = format!("{machine} bots lag={bots_lag_ms:.1}ms");
             eprintln!(
                 "t={t:>4}s players={players:>6} req/s={count:>6} p50={p50:>7.2}ms p99={p99:>7.2}ms errors={errors} resumes={} reconnects={}{server}{machine}",
                 stats.resumes.load(Ordering::Relaxed),
@@ -224,6 +240,7 @@ pub async fn run(config: SwarmConfig) -> Result<Report, ConfigError> {
     }
     let _ = spawn_stop_tx.send(true);
     let _ = stop_tx.send(true);
+    lag_watch.abort();
     if let Ok(bots) = spawner.await {
         for bot in bots {
             let _ = tokio::time::timeout(Duration::from_secs(10), bot).await;

@@ -163,6 +163,7 @@ impl Server {
             None => None,
         };
         if options.background_maintenance {
+            tasks.push(tokio::spawn(watch_lag(shared.clone())));
             let shared = shared.clone();
             tasks.push(tokio::spawn(async move {
                 let mut tick = tokio::time::interval(Duration::from_secs(1));
@@ -240,12 +241,34 @@ async fn stopped(rx: &mut watch::Receiver<bool>) {
     let _ = rx.wait_for(|s| *s).await;
 }
 
+/// How late the runtime runs a timer: a task that wakes every 50 ms and
+/// records how much later than asked it ran. A worker thread held by long
+/// synchronous work, or starved of CPU, shows here before anywhere else
+/// (`guildhall_runtime_lag_seconds`; `guildhall_runtime_lag_max_ms` is the
+/// worst of the last second).
+async fn watch_lag(shared: Arc<Shared>) {
+    const PERIOD: Duration = Duration::from_millis(50);
+    let mut stop = shared.shutdown.clone();
+    loop {
+        let asked = tokio::time::Instant::now() + PERIOD;
+        tokio::select! {
+            _ = tokio::time::sleep_until(asked) => {}
+            _ = stopped(&mut stop) => return,
+        }
+        let lag = asked.elapsed();
+        metrics::histogram!("guildhall_runtime_lag_seconds").record(lag.as_secs_f64());
+        shared.lag_max_us.fetch_max(lag.as_micros() as u64, std::sync::atomic::Ordering::Relaxed);
+    }
+}
+
 async fn maintain(shared: &Shared) {
     let now = shared.now_ms();
     shared.sessions.expire(now, shared.config.resume_window_secs * 1000, shared.runtime.pubsub());
     guildhall_game::tick(&shared.runtime).await;
     shared.runtime.maintain().await;
     metrics::gauge!("guildhall_sessions").set(shared.sessions.count() as f64);
+    let lag_us = shared.lag_max_us.swap(0, std::sync::atomic::Ordering::Relaxed);
+    metrics::gauge!("guildhall_runtime_lag_max_ms").set(lag_us as f64 / 1000.0);
     admin::prometheus().run_upkeep();
 }
 

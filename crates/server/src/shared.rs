@@ -21,6 +21,8 @@ pub struct Shared {
     /// Open client connections; a watch so that a caller can wait for a
     /// count (tests, graceful stop) instead of polling.
     pub connections: watch::Sender<usize>,
+    /// Worst timer lateness since the last maintenance tick, in µs.
+    pub lag_max_us: AtomicU64,
     next_conn_id: AtomicU64,
 }
 
@@ -41,6 +43,7 @@ impl Shared {
             clock,
             shutdown,
             connections: watch::channel(0).0,
+            lag_max_us: AtomicU64::new(0),
             next_conn_id: AtomicU64::new(1),
         }
     }
