@@ -30,6 +30,8 @@ IDLE_RSS=$(rss $SPID)
 ./target/release/guildhall-bots --target 127.0.0.1:7360 --players "$PLAYERS" --spawn-rate "$SPAWN" \
   --duration "$DURATION" --source-addrs 4 --seed 1 --server-pid $SPID --report "$OUT/guildhall.json" \
   2> "$OUT/guildhall-progress.txt"
+# The server's own view: request latency from frame read to answer queued.
+curl -s 127.0.0.1:7362/metrics > "$OUT/server-metrics.txt" || true
 kill -TERM $SPID; wait $SPID || true
 
 echo "== baseline: $PLAYERS players, ${DURATION}s"
@@ -61,12 +63,38 @@ def summary(name, path, idle_rss):
     conn = sum(x["players"] for x in s) / len(s)
     print(f"{name}: {len(s)} steady seconds, {conn:.0f} players, {rps:.0f} req/s, server {cores:.3f} cores busy, "
           f"worst 1-s p99 {p99:.2f} ms, errors {r['errors']} {r['errors_by_kind']}")
+    over = sum(1 for x in s if x["p99_ms"] > 50)
+    lag = max((x.get("bots_lag_ms", 0) for x in s), default=0)
+    machine = [x["machine_cpu_cores"] for x in s if x.get("machine_cpu_cores") is not None]
+    machine = sum(machine) / len(machine) if machine else float("nan")
+    print(f"{name}: {over} of {len(s)} seconds with p99 over 50 ms; median 1-s p99 {sorted(x['p99_ms'] for x in s)[len(s)//2]:.2f} ms; "
+          f"bots' worst timer lag {lag:.1f} ms; machine {machine:.2f} cores busy")
     print(f"{name}: RSS idle {idle_rss} KiB, loaded {rss} KiB, {(rss-idle_rss)*1024/conn:.0f} bytes per player; "
           f"players per busy core {conn/cores:.0f}; CPU per request {cores/rps*1e6:.1f} us")
     for m in r["methods"]:
         print(f"  {m['method']:<22} {m['count']:>8} p50 {m['p50_ms']:7.2f} p99 {m['p99_ms']:7.2f} p99.9 {m['p999_ms']:7.2f} max {m['max_ms']:8.2f} ms")
     return cores / rps
+def server_side(path):
+    # Cumulative buckets of guildhall_request_seconds over the whole run.
+    import re, os
+    if not os.path.exists(path):
+        return
+    tot = {}
+    for line in open(path):
+        m = re.match(r'guildhall_request_seconds_bucket\{method="[^"]+",le="([^"]+)"\} (\d+)', line)
+        if m:
+            tot[m.group(1)] = tot.get(m.group(1), 0) + int(m.group(2))
+    if not tot:
+        return
+    n = tot["+Inf"]
+    les = sorted((float(k), v) for k, v in tot.items() if k != "+Inf")
+    p99 = next((le for le, v in les if v >= 0.99 * n), float("inf"))
+    p999 = next((le for le, v in les if v >= 0.999 * n), float("inf"))
+    over50 = n - dict((str(le), v) for le, v in les).get("0.05", n)
+    print(f"guildhall server-side (whole run, {n} requests): p99 <= {p99*1000:g} ms, p99.9 <= {p999*1000:g} ms, "
+          f"{over50} requests ({100*over50/n:.3f} %) over 50 ms")
 g = summary("guildhall", f"{out}/guildhall.json", idle)
+server_side(f"{out}/server-metrics.txt")
 b = summary("baseline", f"{out}/baseline.json", base_idle)
 if g and b:
     print(f"CPU per request, guildhall / baseline: {g/b:.2f}")
