@@ -73,6 +73,9 @@ pub struct Config {
     pub log_format: String,
     /// Log filter, e.g. "info" or "guildhall_server=debug,info".
     pub log_level: String,
+    /// Log lines buffered for the writer thread; beyond them lines are
+    /// dropped (and counted), never waited for.
+    pub log_buffer_lines: usize,
 }
 
 impl Default for Config {
@@ -104,6 +107,7 @@ impl Default for Config {
             expedition_payouts_per_tick: 200,
             log_format: "json".into(),
             log_level: "info".into(),
+            log_buffer_lines: 64 * 1024,
         }
     }
 }

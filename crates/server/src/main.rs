@@ -91,6 +91,9 @@ struct ServeArgs {
     /// Log filter (e.g. info, debug, guildhall_server=debug).
     #[arg(long, env = "GUILDHALL_LOG")]
     log_level: Option<String>,
+    /// Log lines buffered before lines are dropped.
+    #[arg(long, env = "GUILDHALL_LOG_BUFFER_LINES")]
+    log_buffer_lines: Option<usize>,
 }
 
 impl ServeArgs {
@@ -120,7 +123,8 @@ impl ServeArgs {
             rate_limit_per_sec,
             expedition_period_secs,
             log_format,
-            log_level
+            log_level,
+            log_buffer_lines
         );
         Ok(c)
     }
@@ -140,7 +144,7 @@ fn main() -> std::process::ExitCode {
             return std::process::ExitCode::from(2);
         }
     };
-    let _log_guard = telemetry::init(&config.log_format, &config.log_level);
+    let _log_guard = telemetry::init(&config.log_format, &config.log_level, config.log_buffer_lines);
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("tokio runtime");
     match rt.block_on(serve(config)) {
         Ok(()) => std::process::ExitCode::SUCCESS,
@@ -192,7 +196,7 @@ fn run_demo(args: DemoArgs) -> std::process::ExitCode {
         log_level: "warn".into(),
         ..Config::default()
     };
-    let _log_guard = telemetry::init(&config.log_format, &config.log_level);
+    let _log_guard = telemetry::init(&config.log_format, &config.log_level, config.log_buffer_lines);
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("tokio runtime");
     rt.block_on(async move {
         let listeners = match Listeners::bind(&config).await {

@@ -7,9 +7,9 @@ use tracing_subscriber::EnvFilter;
 
 /// Installs the global subscriber; keep the guard alive until exit so that
 /// buffered lines are written.
-pub fn init(format: &str, level: &str) -> WorkerGuard {
+pub fn init(format: &str, level: &str, buffer_lines: usize) -> WorkerGuard {
     let (writer, guard) =
-        NonBlockingBuilder::default().lossy(true).buffered_lines_limit(64 * 1024).finish(std::io::stdout());
+        NonBlockingBuilder::default().lossy(true).buffered_lines_limit(buffer_lines.max(1)).finish(std::io::stdout());
     let filter = EnvFilter::try_new(level).unwrap_or_else(|_| EnvFilter::new("info"));
     let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(writer);
     if format == "text" {

@@ -131,3 +131,54 @@ async fn sigkill_loses_nothing_confirmed_durable() {
     );
     assert_eq!(durable_view(&now), durable_view(&at_chest), "with no flush due, exactly the durable state");
 }
+
+/// Logging never blocks a request: the binary logs at debug level into a
+/// pipe that nobody reads, with a writer buffer of 100 lines, while 3,000
+/// connections each make it log a line; a player then still logs in and
+/// plays. A logger that waited for stdout would hang at the 64 KiB the pipe
+/// holds plus the buffer.
+#[tokio::test]
+async fn a_flood_of_log_lines_into_a_stuck_stdout_does_not_stop_the_server() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_guildhall"))
+        .args(["serve", "--listen", "127.0.0.1:0", "--ws-listen", "", "--admin-listen", ""])
+        .arg("--data-dir")
+        .arg(dir.path())
+        .args(["--log-level", "debug", "--log-format", "json", "--log-buffer-lines", "100"])
+        .env("GUILDHALL_SECRET", "process-test-secret")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("guildhall binary starts");
+    let stdout = child.stdout.take().unwrap();
+    let mut lines = BufReader::new(stdout).lines();
+    let tcp: SocketAddr = loop {
+        let line = lines.next().expect("server prints its addresses").unwrap();
+        if let Some(rest) = line.strip_prefix("guildhall listening tcp=") {
+            break rest.split_whitespace().next().unwrap().parse().unwrap();
+        }
+    };
+    // Held, never read again: the pipe fills and stays full.
+    let _stuck = lines;
+    let proc = Proc { child, tcp };
+
+    let flood = async {
+        for _ in 0..3000 {
+            let mut s = tokio::net::TcpStream::connect(proc.tcp).await.unwrap();
+            // A frame announcing 4 GiB: closed with FRAME_TOO_LARGE, and one
+            // debug line ("closing connection") per connection.
+            s.write_all(&[0xff, 0xff, 0xff, 0xff]).await.unwrap();
+            let mut sink = Vec::new();
+            let _ = s.read_to_end(&mut sink).await;
+        }
+        let (c, p) = play(proc.tcp, "log-flood", 1, 3).await;
+        assert_eq!(p.battles, 3);
+        c
+    };
+    let c = tokio::time::timeout(std::time::Duration::from_secs(60), flood)
+        .await
+        .expect("the server kept answering while its stdout was stuck");
+    assert!(c.get_player().await.is_ok());
+}
