@@ -474,21 +474,33 @@ impl Store for GatedStore {
     }
 }
 
-#[tokio::test]
-async fn a_write_behind_commit_does_not_hold_up_the_entity_and_its_flush_waits_for_the_disk() {
+/// Entity `key` at 5, not yet written, whose periodic flush has been handed
+/// to a store that holds every commit at a gate (`maintain`: that flush).
+struct StuckFlush {
+    rt: Runtime,
+    gated: Arc<GatedStore>,
+    store: Arc<dyn Store>,
+    maintain: tokio::task::JoinHandle<()>,
+}
+
+async fn stuck_flush(key: &str) -> StuckFlush {
     let clock = ManualClock::default();
     let gated = Arc::new(GatedStore { inner: MemoryStore::new(), gate: tokio::sync::Semaphore::new(0) });
     let store: Arc<dyn Store> = gated.clone();
     let rt = runtime(store.clone(), &clock);
-    rt.call::<Counter>("wb", CounterMsg::Add(5)).await.unwrap();
+    rt.call::<Counter>(key, CounterMsg::Add(5)).await.unwrap();
     clock.advance(Duration::from_secs(10));
-
-    // The periodic flush hands the state to the flusher, whose commit is stuck.
     let maintain = tokio::spawn({
         let rt = rt.clone();
         async move { rt.maintain().await }
     });
     tokio::task::yield_now().await;
+    StuckFlush { rt, gated, store, maintain }
+}
+
+#[tokio::test]
+async fn a_write_behind_commit_does_not_hold_up_the_entity_and_its_flush_waits_for_the_disk() {
+    let StuckFlush { rt, gated, store, maintain } = stuck_flush("wb").await;
     // The entity still answers, and keeps changing, while its write waits.
     // (A timeout, so that an entity held up by its commit fails the test
     // instead of hanging it.)
@@ -508,17 +520,7 @@ async fn a_write_behind_commit_does_not_hold_up_the_entity_and_its_flush_waits_f
 
 #[tokio::test]
 async fn a_durable_call_waits_for_the_write_behind_it_answers_from() {
-    let clock = ManualClock::default();
-    let gated = Arc::new(GatedStore { inner: MemoryStore::new(), gate: tokio::sync::Semaphore::new(0) });
-    let store: Arc<dyn Store> = gated.clone();
-    let rt = runtime(store.clone(), &clock);
-    rt.call::<Counter>("d", CounterMsg::Add(5)).await.unwrap();
-    clock.advance(Duration::from_secs(10));
-    let maintain = tokio::spawn({
-        let rt = rt.clone();
-        async move { rt.maintain().await }
-    });
-    tokio::task::yield_now().await;
+    let StuckFlush { rt, gated, store, maintain } = stuck_flush("d").await;
     // Durable but unchanged: it must not answer before the 5 is on disk.
     let get = tokio::spawn({
         let rt = rt.clone();
