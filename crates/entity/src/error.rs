@@ -28,3 +28,10 @@ pub enum CallError {
     #[error("entity stopped before replying")]
     Stopped,
 }
+
+impl CallError {
+    /// Another activation wrote newer state: the instance must step down.
+    pub fn is_stale(&self) -> bool {
+        matches!(self, CallError::Persist { stale: true, .. })
+    }
+}

@@ -424,6 +424,17 @@ impl<E: Entity> Instance<E> {
     }
 }
 
+/// Logs a failed write-behind; true if it failed because the instance is stale.
+fn write_behind_stale(id: &EntityId, result: Result<(), CallError>) -> bool {
+    match result {
+        Ok(()) => false,
+        Err(e) => {
+            tracing::warn!(entity = %id, error = %e, "write-behind failed");
+            e.is_stale()
+        }
+    }
+}
+
 async fn run_entity<E: Entity>(
     rt: Runtime,
     host: Arc<KindHost<E>>,
@@ -476,12 +487,9 @@ async fn run_entity<E: Entity>(
             (Some(letter), _) => letter,
             (None, Some(f)) => tokio::select! {
                 outcome = &mut f.result => {
-                    if let Err(e) = inst.confirm(outcome, &rt, &slot) {
-                        tracing::warn!(entity = %id, error = %e, "write-behind failed");
-                        if matches!(e, CallError::Persist { stale: true, .. }) {
-                            stale = true;
-                            break;
-                        }
+                    if write_behind_stale(&id, inst.confirm(outcome, &rt, &slot)) {
+                        stale = true;
+                        break;
                     }
                     continue;
                 }
@@ -551,7 +559,7 @@ async fn run_entity<E: Entity>(
                         other => other,
                     }
                 };
-                stale = matches!(written, Err(CallError::Persist { stale: true, .. }));
+                stale = written.as_ref().is_err_and(CallError::is_stale);
                 for (reply, answer, wanted_durable) in batch {
                     let result = match &written {
                         // A stale instance's answers are void: newer state exists.
@@ -571,10 +579,7 @@ async fn run_entity<E: Entity>(
             }
             Letter::Flush { done } => {
                 // The previous write-behind, committed long ago as a rule.
-                if let Err(e) = Box::pin(inst.settle(&rt, &slot)).await {
-                    tracing::warn!(entity = %id, error = %e, "write-behind failed");
-                    stale = matches!(e, CallError::Persist { stale: true, .. });
-                }
+                stale = write_behind_stale(&id, Box::pin(inst.settle(&rt, &slot)).await);
                 if stale {
                     let _ = done.send(());
                     break;
@@ -603,13 +608,7 @@ async fn run_entity<E: Entity>(
     } else {
         // The write-behind in flight first: had it failed, the state would
         // be dirty again, and a newer instance would make it stale.
-        let stale = match Box::pin(inst.settle(&rt, &slot)).await {
-            Err(e) => {
-                tracing::warn!(entity = %id, error = %e, "write-behind failed");
-                matches!(e, CallError::Persist { stale: true, .. })
-            }
-            Ok(()) => false,
-        };
+        let stale = write_behind_stale(&id, Box::pin(inst.settle(&rt, &slot)).await);
         // Passivation: the last write. Retried because nothing else will
         // write this state once the instance is gone.
         for attempt in 1..=3 {
