@@ -89,6 +89,11 @@ fn open_store(config: &Config) -> Result<Arc<dyn Store>, StartError> {
             Ok(Arc::new(RedbStore::open_with_cache(&path, cache).map_err(|e| StartError::Store(e.to_string()))?))
         }
         "memory" => Ok(Arc::new(MemoryStore::new())),
+        #[cfg(feature = "fjall")]
+        "fjall" => Ok(Arc::new(
+            guildhall_store::FjallStore::open(config.data_dir.join("fjall"))
+                .map_err(|e| StartError::Store(e.to_string()))?,
+        )),
         other => Err(StartError::Config(format!("unknown store {other:?} (expected \"redb\" or \"memory\")"))),
     }
 }
