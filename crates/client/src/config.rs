@@ -53,7 +53,10 @@ pub struct ClientConfig {
     /// Send an Ack after this many sequenced messages (default 16).
     pub ack_every: u64,
     /// Send an Ack at least this often while something is unacknowledged
-    /// (default 1 s).
+    /// (default 10 s). Requests carry an ack of their own, so this only
+    /// matters for a player who receives pushes without acting; a longer
+    /// interval means fewer frames, a shorter one a smaller replay buffer on
+    /// the server.
     pub ack_interval: Duration,
     /// Resume window assumed when the server did not say (it does in
     /// `LoginResponse.resume_window_ms`). Default 60 s.
@@ -77,7 +80,7 @@ impl ClientConfig {
             local_addr: None,
             max_frame: DEFAULT_MAX_FRAME,
             ack_every: 16,
-            ack_interval: Duration::from_secs(1),
+            ack_interval: Duration::from_secs(10),
             default_resume_window: Duration::from_secs(60),
             max_buffered_pushes: 4096,
         }

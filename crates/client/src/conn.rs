@@ -232,7 +232,7 @@ impl Connection {
     /// Sends `Request{id, method, payload}` with an already encoded payload.
     pub async fn send_request(&mut self, id: u64, method: &str, payload: impl Into<Bytes>) -> Result<(), ClientError> {
         let payload: Bytes = payload.into();
-        self.send(Kind::Request(pb::Request { id, method: method.to_string(), payload })).await
+        self.send(Kind::Request(pb::Request { id, method: method.to_string(), payload, ack: 0 })).await
     }
 
     /// Sends a request whose payload is `message`, encoded here.
@@ -386,7 +386,7 @@ mod tests {
     #[tokio::test]
     async fn oversized_and_malformed_frames_are_reported() {
         let (mut client, mut server) = pair().await;
-        let big = pb::Request { id: 1, method: "x".into(), payload: vec![0u8; DEFAULT_MAX_FRAME].into() };
+        let big = pb::Request { id: 1, method: "x".into(), payload: vec![0u8; DEFAULT_MAX_FRAME].into(), ack: 0 };
         assert!(matches!(client.send(Kind::Request(big)).await, Err(ClientError::Protocol(_))));
         client.send_body(&b"\xff\xff\xff"[..]).await.unwrap();
         assert!(server.recv().await.is_err(), "garbage body does not decode");

@@ -6,7 +6,8 @@
 //! * **calls** are pipelined and matched to responses by id; each call gets
 //!   exactly one result, or an error saying why not ([`ClientError`]);
 //! * **sequence numbers** of the session are tracked, duplicates dropped, and
-//!   acknowledged (every 16 messages and at least once a second);
+//!   acknowledged: on the next request, after 16 messages, and at least
+//!   every 10 seconds;
 //! * **pings** from the server are answered at once;
 //! * **dropped connections** are reconnected with backoff and the session
 //!   resumed: the server replays what was missed (pushes arrive once and in

@@ -152,7 +152,8 @@ fn is_session_loss(status: Status) -> bool {
 }
 
 fn request_frame_len(method: &str, payload: &Bytes, id: u64) -> usize {
-    let req = pb::Request { id, method: method.to_string(), payload: payload.clone() };
+    // The largest ack that may ride on it, so the size check is never short.
+    let req = pb::Request { id, method: method.to_string(), payload: payload.clone(), ack: u64::MAX };
     let n = req.encoded_len();
     1 + prost::encoding::encoded_len_varint(n as u64) + n
 }
@@ -320,7 +321,9 @@ impl Task {
         }
         let retransmit = p.sent_gen.is_some();
         p.sent_gen = Some(gen);
-        let req = pb::Request { id, method: p.method.clone(), payload: p.payload.clone() };
+        // The ack rides on the request: no Ack frame of its own.
+        let ack = if attached && self.seq.unacked() { self.seq.take_ack() } else { 0 };
+        let req = pb::Request { id, method: p.method.clone(), payload: p.payload.clone(), ack };
         if retransmit {
             bump(&self.shared.stats.retransmits);
             tracing::debug!(id, method = %req.method, "re-sending unanswered request");
@@ -599,7 +602,7 @@ impl Task {
             resume_window_ms: login.resume_window_ms,
         };
         self.shared.set_logged_in(true);
-        self.send_ack().await;
+        // No Ack of the login answer here: the next request carries it.
         p.answer(Ok(payload));
         self.shared.emit(ClientEvent::LoggedIn { player_id: login.player_id });
     }

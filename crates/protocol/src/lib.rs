@@ -10,6 +10,7 @@
 pub mod codec;
 pub mod envelope;
 pub mod method;
+pub mod outframe;
 
 /// Generated protobuf types (package `guildhall.v1`).
 pub mod pb {
@@ -18,4 +19,5 @@ pub mod pb {
 
 pub use codec::{FrameCodec, FrameError, DEFAULT_MAX_FRAME};
 pub use envelope::{decode_envelope, encode_envelope, encode_frame, EnvelopeError};
+pub use outframe::{OutFrame, PushBody};
 pub use pb::Status;

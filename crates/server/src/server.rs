@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use guildhall_entity::{Clock, Runtime, RuntimeConfig, SystemClock};
 use guildhall_protocol::pb::{self, envelope::Kind};
-use guildhall_protocol::{encode_envelope, Status};
+use guildhall_protocol::{encode_envelope, OutFrame, Status};
 use guildhall_store::{MemoryStore, RedbStore, Store};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{watch, OwnedSemaphorePermit, Semaphore, TryAcquireError};
@@ -353,6 +353,6 @@ async fn refuse<T: Transport>(mut t: T) {
         status: Status::ServerFull as i32,
         reason: "server is at its connection limit; try again later".into(),
     }));
-    let _ = tokio::time::timeout(Duration::from_secs(1), t.send(&[close])).await;
+    let _ = tokio::time::timeout(Duration::from_secs(1), t.send(&[OutFrame::whole(close)])).await;
     t.close().await;
 }

@@ -17,7 +17,7 @@ use std::sync::{Arc, Mutex};
 use bytes::Bytes;
 use guildhall_entity::{Event, PubSub, Runtime, Subscriber, SubscriptionId};
 use guildhall_protocol::pb::{self, envelope::Kind};
-use guildhall_protocol::{encode_envelope, Status};
+use guildhall_protocol::{encode_envelope, OutFrame, PushBody, Status};
 use tokio::sync::Notify;
 
 /// A final answer to a request, as remembered for retransmissions.
@@ -83,7 +83,7 @@ pub enum Begin {
 #[derive(Debug)]
 pub enum Pending {
     /// Encoded envelopes, in sequence order (possibly none).
-    Frames(Vec<Bytes>),
+    Frames(Vec<OutFrame>),
     /// Another connection attached to the session since: stop quietly.
     Replaced,
     /// The session ended: tell the client why and close.
@@ -133,7 +133,7 @@ fn forget_acknowledged(st: &mut State) {
 struct State {
     next_seq: u64,
     /// Sent or queued messages not yet acknowledged, oldest first.
-    outbox: VecDeque<(u64, Bytes)>,
+    outbox: VecDeque<(u64, OutFrame)>,
     /// Highest seq handed to the attached connection.
     written: u64,
     /// Highest seq the client acknowledged.
@@ -155,8 +155,9 @@ struct State {
 /// What a session does with one published event.
 #[derive(Debug, Default, Clone)]
 pub struct Delivery {
-    /// The push to send, if any.
-    pub push: Option<pb::Event>,
+    /// The push to send, if any: its topic and event, encoded once for
+    /// every session the event reaches.
+    pub push: Option<PushBody>,
     /// A subscription to change first (e.g. the player joined a guild).
     pub resubscribe: Option<Resubscribe>,
 }
@@ -216,15 +217,15 @@ impl Session {
     }
 
     /// Sequences, buffers and queues one server message.
-    fn emit(&self, build: impl FnOnce(u64) -> Kind) -> u64 {
+    fn emit(&self, build: impl FnOnce(u64) -> OutFrame) -> u64 {
         let mut st = self.lock();
         if st.ended.is_some() {
             return 0;
         }
         let seq = st.next_seq;
         st.next_seq += 1;
-        let bytes = encode_envelope(build(seq));
-        st.outbox.push_back((seq, bytes));
+        let frame = build(seq);
+        st.outbox.push_back((seq, frame));
         while st.outbox.len() > self.limits.replay_buffer {
             // The client is not acknowledging: keep memory bounded. If it
             // resumes from before this point it must log in again.
@@ -239,11 +240,13 @@ impl Session {
     }
 
     pub fn emit_response(&self, id: u64, answer: &Answer) -> u64 {
-        self.emit(|seq| answer.envelope(id, seq))
+        self.emit(|seq| OutFrame::whole(encode_envelope(answer.envelope(id, seq))))
     }
 
-    pub fn emit_push(&self, topic: &str, event: pb::Event) -> u64 {
-        self.emit(|seq| Kind::Push(pb::Push { seq, topic: topic.to_string(), event: Some(event) }))
+    /// Queues a push whose body (topic and event) may be shared with other
+    /// sessions: only the envelope head with this session's seq is its own.
+    pub fn emit_push(&self, body: &PushBody) -> u64 {
+        self.emit(|seq| OutFrame::push(seq, body))
     }
 
     /// Registers request `id` and says what to do with it.
@@ -342,7 +345,7 @@ impl Session {
             return Pending::Replaced;
         }
         let written = st.written;
-        let frames: Vec<Bytes> = st.outbox.iter().filter(|(s, _)| *s > written).map(|(_, b)| b.clone()).collect();
+        let frames: Vec<OutFrame> = st.outbox.iter().filter(|(s, _)| *s > written).map(|(_, b)| b.clone()).collect();
         st.written = st.next_seq - 1;
         Pending::Frames(frames)
     }
@@ -480,7 +483,7 @@ impl Subscriber for SessionSubscriber {
             session.resubscribe(slot, topic, &self.runtime, self.convert);
         }
         if let Some(push) = delivery.push {
-            session.emit_push(&event.topic, push);
+            session.emit_push(&push);
         }
     }
 }
@@ -603,7 +606,7 @@ mod tests {
         match p {
             Pending::Frames(f) => f
                 .iter()
-                .map(|b| match decode_envelope(b).unwrap() {
+                .map(|b| match decode_envelope(&b.to_bytes()).unwrap() {
                     Kind::Response(r) => r.seq,
                     Kind::Push(p) => p.seq,
                     other => panic!("{other:?}"),
@@ -618,7 +621,7 @@ mod tests {
         let s = Session::new(1, "p".into(), limits());
         s.attach(10, 0).unwrap();
         s.emit_response(1, &Answer::ok(Bytes::new()));
-        s.emit_push("t", pb::Event::default());
+        s.emit_push(&PushBody::encode("t", &pb::Event::default()));
         assert_eq!(seqs(s.pending(10)), vec![1, 2]);
         assert_eq!(seqs(s.pending(10)), Vec::<u64>::new(), "written once");
         assert_eq!(s.buffered(), 2);
@@ -638,7 +641,7 @@ mod tests {
         let _ = s.pending(10);
         s.detach(10, 1000);
         assert_eq!(s.detached_at_ms(), Some(1000));
-        s.emit_push("t", pb::Event::default());
+        s.emit_push(&PushBody::encode("t", &pb::Event::default()));
         assert_eq!(s.attach(11, 1), Ok(4));
         assert!(matches!(s.pending(10), Pending::Replaced));
         assert_eq!(seqs(s.pending(11)), vec![2, 3, 4]);
@@ -696,8 +699,8 @@ mod tests {
         .build()
     }
 
-    fn push_all(_: &Event) -> Delivery {
-        Delivery { push: Some(pb::Event::default()), resubscribe: None }
+    fn push_all(e: &Event) -> Delivery {
+        Delivery { push: Some(PushBody::encode(&e.topic, &pb::Event::default())), resubscribe: None }
     }
 
     #[tokio::test]

@@ -7,7 +7,7 @@ use std::io;
 
 use bytes::{BufMut, Bytes, BytesMut};
 use futures_util::{SinkExt, StreamExt};
-use guildhall_protocol::{FrameCodec, FrameError};
+use guildhall_protocol::{FrameCodec, FrameError, OutFrame};
 use tokio::io::AsyncWriteExt;
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::TcpStream;
@@ -35,8 +35,8 @@ pub trait Transport: Send + 'static {
     /// The next frame body (an encoded envelope); `None` when the peer
     /// closed cleanly. Must be cancel-safe: it sits in a `select!`.
     fn recv(&mut self) -> impl Future<Output = Result<Option<Bytes>, RecvError>> + Send;
-    /// Sends encoded envelopes, coalesced into as few writes as possible.
-    fn send(&mut self, envelopes: &[Bytes]) -> impl Future<Output = io::Result<()>> + Send;
+    /// Sends envelopes, coalesced into as few writes as possible.
+    fn send(&mut self, envelopes: &[OutFrame]) -> impl Future<Output = io::Result<()>> + Send;
     /// Closes the stream (best effort).
     fn close(&mut self) -> impl Future<Output = ()> + Send;
 }
@@ -68,12 +68,13 @@ impl Transport for TcpTransport {
         Ok(Some(frame))
     }
 
-    async fn send(&mut self, envelopes: &[Bytes]) -> io::Result<()> {
+    async fn send(&mut self, envelopes: &[OutFrame]) -> io::Result<()> {
         let total: usize = envelopes.iter().map(|e| 4 + e.len()).sum();
         let mut buf = Vec::with_capacity(total);
         for e in envelopes {
             buf.put_u32(e.len() as u32);
-            buf.put_slice(e);
+            buf.put_slice(e.head());
+            buf.put_slice(e.body());
         }
         self.writer.write_all(&buf).await
     }
@@ -118,9 +119,9 @@ impl Transport for WsTransport {
         }
     }
 
-    async fn send(&mut self, envelopes: &[Bytes]) -> io::Result<()> {
+    async fn send(&mut self, envelopes: &[OutFrame]) -> io::Result<()> {
         for e in envelopes {
-            self.ws.feed(Message::Binary(e.clone())).await.map_err(io::Error::other)?;
+            self.ws.feed(Message::Binary(e.to_bytes())).await.map_err(io::Error::other)?;
         }
         self.ws.flush().await.map_err(io::Error::other)
     }

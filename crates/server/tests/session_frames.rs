@@ -45,6 +45,30 @@ async fn a_re_sent_request_id_gets_its_first_result_and_runs_once() {
 }
 
 #[tokio::test]
+async fn an_ack_riding_on_a_request_counts_as_an_ack() {
+    let ts = start(common::config()).await;
+    let mut raw = Raw::connect(ts.tcp()).await;
+    raw.login(1, "rider").await;
+    raw.request(2, method::OPEN_CHEST, pb::OpenChestRequest {}).await;
+    let chest = raw.response().await;
+    assert_eq!(status_of(&chest), Status::Ok);
+
+    // Unacknowledged, a re-sent id 2 gets its first result again...
+    raw.request(2, method::OPEN_CHEST, pb::OpenChestRequest {}).await;
+    let again = raw.response().await;
+    assert_eq!((status_of(&again), again.payload), (Status::Ok, chest.payload));
+
+    // ...until a request acknowledges it: then the client has it, and the
+    // server has let it go.
+    let payload = pb::GetPlayerRequest {}.encode_to_vec().into();
+    raw.send(Kind::Request(pb::Request { id: 3, method: method::PLAYER_GET.into(), payload, ack: again.seq })).await;
+    assert_eq!(status_of(&raw.response_to(3).await), Status::Ok);
+    raw.request(2, method::OPEN_CHEST, pb::OpenChestRequest {}).await;
+    assert_eq!(status_of(&raw.response().await), Status::DuplicateRequest);
+    assert_eq!(player(&mut raw, 4).await.chests_opened, 1);
+}
+
+#[tokio::test]
 async fn resume_replays_missed_responses_and_pushes_then_dedupes_the_retry() {
     let ts = start(common::config()).await;
     let mut a = Raw::connect(ts.tcp()).await;

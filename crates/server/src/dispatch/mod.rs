@@ -16,7 +16,7 @@ pub use player::{login_player, player_pb};
 
 use guildhall_entity::{CallError, Event, Runtime};
 use guildhall_game::{GameError, GameEvent};
-use guildhall_protocol::{method, pb, Status};
+use guildhall_protocol::{method, pb, PushBody, Status};
 use prost::Message;
 
 use std::sync::Arc;
@@ -154,5 +154,6 @@ pub fn deliver_event(event: &Event) -> Delivery {
         GameEvent::Expedition(e) => expedition::event_pb(e),
         // @expedition-event-map
     };
-    Delivery { push: Some(pb::Event { kind: Some(kind) }), resubscribe }
+    // Encoded here, once per event: every subscribed session shares it.
+    Delivery { push: Some(PushBody::encode(&event.topic, &pb::Event { kind: Some(kind) })), resubscribe }
 }

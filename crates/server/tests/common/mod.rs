@@ -82,7 +82,7 @@ impl Raw {
     }
 
     pub async fn request(&mut self, id: u64, method: &str, payload: impl Message) {
-        self.send(Kind::Request(pb::Request { id, method: method.into(), payload: payload.encode_to_vec().into() }))
+        self.send(Kind::Request(pb::Request { id, method: method.into(), payload: payload.encode_to_vec().into(), ack: 0 }))
             .await;
     }
 

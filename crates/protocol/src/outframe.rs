@@ -1,0 +1,184 @@
+//! Outgoing envelopes whose bulk is shared between sessions.
+//!
+//! One published event (a guild chat line, a market feed) goes to every
+//! subscribed session, and the pushes differ only in their sequence number.
+//! Encoding the event once per session cost a deep clone and an encode per
+//! recipient, and every unacknowledged copy sat in a replay buffer of its
+//! own. Here the session-independent part of the `Push` message (its topic
+//! and event fields) is encoded once, as a [`PushBody`]; each session adds a
+//! head of at most [`MAX_HEAD`] bytes (the envelope's key and length and the
+//! push's `seq`), kept inline in the [`OutFrame`]. The bytes on the wire are
+//! exactly what prost writes for the whole envelope (tests check it).
+
+use bytes::{BufMut, Bytes};
+use prost::encoding::{encode_key, encode_varint, encoded_len_varint, WireType};
+
+use crate::pb;
+
+/// Longest per-session head: the envelope key (1 byte), the push's length
+/// (at most 10 bytes as a varint), the seq key (1) and the seq (at most 10).
+pub const MAX_HEAD: usize = 22;
+
+/// `Envelope.push` is field 3, `Push.seq` field 1 (see guildhall.proto).
+const ENVELOPE_PUSH_FIELD: u32 = 3;
+const PUSH_SEQ_FIELD: u32 = 1;
+const PUSH_TOPIC_FIELD: u32 = 2;
+const PUSH_EVENT_FIELD: u32 = 3;
+
+/// The topic and event fields of a `Push`, encoded once for every session
+/// that delivers it. Cloning shares the bytes.
+#[derive(Clone, Debug, PartialEq)]
+pub struct PushBody(Bytes);
+
+impl PushBody {
+    pub fn encode(topic: &str, event: &pb::Event) -> Self {
+        // A Push without seq is exactly its topic and event fields; encoded
+        // field by field so the event is not cloned into a Push first.
+        let topic_len = if topic.is_empty() { 0 } else { 1 + encoded_len_varint(topic.len() as u64) + topic.len() };
+        let mut buf = Vec::with_capacity(topic_len + prost::encoding::message::encoded_len(PUSH_EVENT_FIELD, event));
+        if !topic.is_empty() {
+            encode_key(PUSH_TOPIC_FIELD, WireType::LengthDelimited, &mut buf);
+            encode_varint(topic.len() as u64, &mut buf);
+            buf.put_slice(topic.as_bytes());
+        }
+        prost::encoding::message::encode(PUSH_EVENT_FIELD, event, &mut buf);
+        Self(Bytes::from(buf))
+    }
+
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+/// One envelope to send: an inline head (empty for whole envelopes) and a
+/// body that may be shared with other sessions' frames.
+#[derive(Clone, Debug)]
+pub struct OutFrame {
+    head: [u8; MAX_HEAD],
+    head_len: u8,
+    body: Bytes,
+}
+
+impl OutFrame {
+    /// An envelope encoded whole (responses, pongs, closes).
+    pub fn whole(envelope: Bytes) -> Self {
+        Self { head: [0; MAX_HEAD], head_len: 0, body: envelope }
+    }
+
+    /// The envelope `Push { seq, <body> }`.
+    pub fn push(seq: u64, body: &PushBody) -> Self {
+        let seq_len = if seq == 0 { 0 } else { 1 + encoded_len_varint(seq) };
+        let push_len = (seq_len + body.len()) as u64;
+        let mut head = [0u8; MAX_HEAD];
+        let mut w = &mut head[..];
+        encode_key(ENVELOPE_PUSH_FIELD, WireType::LengthDelimited, &mut w);
+        encode_varint(push_len, &mut w);
+        if seq != 0 {
+            // proto3 leaves a zero seq out, as prost does.
+            encode_key(PUSH_SEQ_FIELD, WireType::Varint, &mut w);
+            encode_varint(seq, &mut w);
+        }
+        let head_len = (MAX_HEAD - w.remaining_mut()) as u8;
+        Self { head, head_len, body: body.0.clone() }
+    }
+
+    /// Length of the envelope (without a frame header).
+    pub fn len(&self) -> usize {
+        self.head_len as usize + self.body.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    pub fn head(&self) -> &[u8] {
+        &self.head[..self.head_len as usize]
+    }
+
+    pub fn body(&self) -> &Bytes {
+        &self.body
+    }
+
+    /// The envelope as one buffer (a copy unless the head is empty), for
+    /// transports that take a message whole.
+    pub fn to_bytes(&self) -> Bytes {
+        if self.head_len == 0 {
+            return self.body.clone();
+        }
+        let mut buf = Vec::with_capacity(self.len());
+        buf.put_slice(self.head());
+        buf.put_slice(&self.body);
+        Bytes::from(buf)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::pb::envelope::Kind;
+    use crate::{decode_envelope, encode_envelope};
+
+    /// splitmix64: a seeded, dependency-free source of test cases.
+    fn next(state: &mut u64) -> u64 {
+        *state = state.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = *state;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+
+    fn event(text_len: usize) -> pb::Event {
+        pb::Event { kind: Some(pb::event::Kind::Notice(pb::Notice { text: "x".repeat(text_len) })) }
+    }
+
+    #[test]
+    fn a_shared_push_is_byte_for_byte_what_prost_encodes() {
+        let seed = 0x5EED_0001;
+        println!("seed {seed:#x}");
+        let mut rng = seed;
+        let mut seqs = vec![0, 1, 127, 128, 16_383, 16_384, u32::MAX as u64, u64::MAX];
+        seqs.extend((0..200).map(|_| next(&mut rng) >> (next(&mut rng) % 64)));
+        for (i, seq) in seqs.into_iter().enumerate() {
+            let topic = "t".repeat((next(&mut rng) % 70) as usize * (i % 3));
+            // Bodies around the varint boundaries of the push length.
+            let text = [0, 1, 100, 120, 200, 16_370, 20_000][i % 7];
+            let ev = if i % 11 == 0 { pb::Event::default() } else { event(text) };
+            let expected = encode_envelope(Kind::Push(pb::Push { seq, topic: topic.clone(), event: Some(ev.clone()) }));
+            let body = PushBody::encode(&topic, &ev);
+            let frame = OutFrame::push(seq, &body);
+            assert_eq!(frame.len(), expected.len(), "seq {seq} topic {} text {text}", topic.len());
+            assert_eq!(frame.to_bytes(), expected, "seq {seq} topic {} text {text}", topic.len());
+        }
+    }
+
+    #[test]
+    fn frames_of_one_body_share_it_and_decode_with_their_own_seq() {
+        let body = PushBody::encode("guild/g1", &event(300));
+        let a = OutFrame::push(7, &body);
+        let b = OutFrame::push(300, &body);
+        assert_eq!(a.body().as_ptr(), b.body().as_ptr(), "one copy of the event");
+        for (frame, seq) in [(a, 7), (b, 300)] {
+            match decode_envelope(&frame.to_bytes()).unwrap() {
+                Kind::Push(p) => {
+                    assert_eq!(p.seq, seq);
+                    assert_eq!(p.topic, "guild/g1");
+                    assert_eq!(p.event, Some(event(300)));
+                }
+                other => panic!("not a push: {other:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn a_whole_envelope_is_sent_as_it_is() {
+        let bytes = encode_envelope(Kind::Pong(pb::Pong { nonce: 9 }));
+        let frame = OutFrame::whole(bytes.clone());
+        assert!(frame.head().is_empty());
+        assert_eq!(frame.to_bytes(), bytes);
+        assert_eq!(frame.len(), bytes.len());
+    }
+}
