@@ -15,12 +15,20 @@ use prost::encoding::{encode_key, encode_varint, encoded_len_varint, WireType};
 
 use crate::pb;
 
-/// Longest per-session head: the envelope key (1 byte), the push's length
-/// (at most 10 bytes as a varint), the seq key (1) and the seq (at most 10).
-pub const MAX_HEAD: usize = 22;
+/// Longest inline head. A push's is at most 22 bytes: the envelope key (1),
+/// the push's length (at most 10 as a varint), the seq key (1) and the seq
+/// (at most 10). A response's without a message is at most 45: the key, its
+/// length (at most 5: frames are far below 4 GiB), id, seq and status (11
+/// each) and the payload's key and length (6).
+pub const MAX_HEAD: usize = 48;
 
-/// `Envelope.push` is field 3, `Push.seq` field 1 (see guildhall.proto).
+/// Field numbers (see guildhall.proto).
+const ENVELOPE_RESPONSE_FIELD: u32 = 2;
 const ENVELOPE_PUSH_FIELD: u32 = 3;
+const RESPONSE_ID_FIELD: u32 = 1;
+const RESPONSE_SEQ_FIELD: u32 = 2;
+const RESPONSE_STATUS_FIELD: u32 = 3;
+const RESPONSE_PAYLOAD_FIELD: u32 = 5;
 const PUSH_SEQ_FIELD: u32 = 1;
 const PUSH_TOPIC_FIELD: u32 = 2;
 const PUSH_EVENT_FIELD: u32 = 3;
@@ -84,6 +92,40 @@ impl OutFrame {
         }
         let head_len = (MAX_HEAD - w.remaining_mut()) as u8;
         Self { head, head_len, body: body.0.clone() }
+    }
+
+    /// The envelope `Response { id, seq, status, payload }` whose payload
+    /// bytes are shared, not copied: the session remembers the same answer
+    /// for retransmissions while the frame waits for its ack. A response
+    /// with a message (an error) is encoded whole.
+    pub fn response(id: u64, seq: u64, status: pb::Status, message: &str, payload: &Bytes) -> Self {
+        if !message.is_empty() {
+            let whole =
+                pb::Response { id, seq, status: status as i32, message: message.to_string(), payload: payload.clone() };
+            return Self::whole(crate::encode_envelope(pb::envelope::Kind::Response(whole)));
+        }
+        let varint_field = |n: u64| if n == 0 { 0 } else { 1 + encoded_len_varint(n) };
+        let status = status as i32 as u64;
+        let payload_head = if payload.is_empty() { 0 } else { 1 + encoded_len_varint(payload.len() as u64) };
+        let response_len =
+            (varint_field(id) + varint_field(seq) + varint_field(status) + payload_head + payload.len()) as u64;
+        let mut head = [0u8; MAX_HEAD];
+        let mut w = &mut head[..];
+        encode_key(ENVELOPE_RESPONSE_FIELD, WireType::LengthDelimited, &mut w);
+        encode_varint(response_len, &mut w);
+        // proto3 leaves zero fields out, as prost does.
+        for (field, value) in [(RESPONSE_ID_FIELD, id), (RESPONSE_SEQ_FIELD, seq), (RESPONSE_STATUS_FIELD, status)] {
+            if value != 0 {
+                encode_key(field, WireType::Varint, &mut w);
+                encode_varint(value, &mut w);
+            }
+        }
+        if !payload.is_empty() {
+            encode_key(RESPONSE_PAYLOAD_FIELD, WireType::LengthDelimited, &mut w);
+            encode_varint(payload.len() as u64, &mut w);
+        }
+        let head_len = (MAX_HEAD - w.remaining_mut()) as u8;
+        Self { head, head_len, body: payload.clone() }
     }
 
     /// Length of the envelope (without a frame header).
@@ -152,6 +194,40 @@ mod tests {
             let frame = OutFrame::push(seq, &body);
             assert_eq!(frame.len(), expected.len(), "seq {seq} topic {} text {text}", topic.len());
             assert_eq!(frame.to_bytes(), expected, "seq {seq} topic {} text {text}", topic.len());
+        }
+    }
+
+    #[test]
+    fn a_response_with_a_shared_payload_is_byte_for_byte_what_prost_encodes() {
+        let seed = 0x5EED_0002;
+        println!("seed {seed:#x}");
+        let mut rng = seed;
+        let edges = [0, 1, 127, 128, 16_384, u32::MAX as u64, u64::MAX];
+        for i in 0..300usize {
+            let pick = |rng: &mut u64| {
+                let r = next(rng);
+                if r.is_multiple_of(3) {
+                    edges[(r >> 8) as usize % edges.len()]
+                } else {
+                    next(rng) >> (r % 64)
+                }
+            };
+            let (id, seq) = (pick(&mut rng), pick(&mut rng));
+            let status = [pb::Status::Ok, pb::Status::NotEnoughGold, pb::Status::Unavailable][i % 3];
+            let message = if i % 5 == 0 { "why not" } else { "" };
+            let payload = Bytes::from(vec![7u8; [0, 1, 127, 128, 3_000, 20_000][i % 6]]);
+            let expected = encode_envelope(Kind::Response(pb::Response {
+                id,
+                seq,
+                status: status as i32,
+                message: message.into(),
+                payload: payload.clone(),
+            }));
+            let frame = OutFrame::response(id, seq, status, message, &payload);
+            assert_eq!(frame.to_bytes(), expected, "id {id} seq {seq} {status:?} {message:?} {} bytes", payload.len());
+            if message.is_empty() && !payload.is_empty() {
+                assert_eq!(frame.body().as_ptr(), payload.as_ptr(), "the payload is shared, not copied");
+            }
         }
     }
 

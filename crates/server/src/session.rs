@@ -17,7 +17,7 @@ use std::sync::{Arc, Mutex};
 use bytes::Bytes;
 use guildhall_entity::{Event, PubSub, Runtime, Subscriber, SubscriptionId};
 use guildhall_protocol::pb::{self, envelope::Kind};
-use guildhall_protocol::{encode_envelope, OutFrame, PushBody, Status};
+use guildhall_protocol::{OutFrame, PushBody, Status};
 use tokio::sync::Notify;
 
 /// A final answer to a request, as remembered for retransmissions.
@@ -240,7 +240,8 @@ impl Session {
     }
 
     pub fn emit_response(&self, id: u64, answer: &Answer) -> u64 {
-        self.emit(|seq| OutFrame::whole(encode_envelope(answer.envelope(id, seq))))
+        // The frame shares the answer's payload with `results`.
+        self.emit(|seq| OutFrame::response(id, seq, answer.status, &answer.message, &answer.payload))
     }
 
     /// Queues a push whose body (topic and event) may be shared with other
