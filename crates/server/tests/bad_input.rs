@@ -108,8 +108,13 @@ async fn unknown_methods_and_bad_payloads_get_errors_and_the_connection_stays() 
     assert_eq!((resp.id, status_of(&resp)), (2, Status::UnknownMethod));
     assert!(resp.message.contains("player.fly"));
 
-    raw.send(Kind::Request(pb::Request { id: 3, method: method::UPGRADE_CARD.into(), payload: vec![0xff; 5].into(), ack: 0 }))
-        .await;
+    raw.send(Kind::Request(pb::Request {
+        id: 3,
+        method: method::UPGRADE_CARD.into(),
+        payload: vec![0xff; 5].into(),
+        ack: 0,
+    }))
+    .await;
     let resp = raw.response().await;
     assert_eq!((resp.id, status_of(&resp)), (3, Status::BadRequest));
     assert!(resp.message.contains("UpgradeCardRequest"), "{}", resp.message);

@@ -82,8 +82,13 @@ impl Raw {
     }
 
     pub async fn request(&mut self, id: u64, method: &str, payload: impl Message) {
-        self.send(Kind::Request(pb::Request { id, method: method.into(), payload: payload.encode_to_vec().into(), ack: 0 }))
-            .await;
+        self.send(Kind::Request(pb::Request {
+            id,
+            method: method.into(),
+            payload: payload.encode_to_vec().into(),
+            ack: 0,
+        }))
+        .await;
     }
 
     /// The next envelope, or None when the server closed the stream.
