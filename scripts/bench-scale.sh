@@ -8,6 +8,7 @@
 #   PLAYERS=5000 DURATION=60 scripts/bench-scale.sh
 #   SERVER_ARGS="--commit-interval-ms 2" scripts/bench-scale.sh   # extra server flags
 #   SERVER_ENV="TOKIO_WORKER_THREADS=1" scripts/bench-scale.sh      # extra server environment
+#   CARGO_FLAGS="--features guildhall-server/fjall" SERVER_ARGS="--store fjall" scripts/bench-scale.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PLAYERS=${PLAYERS:-19500}
@@ -15,7 +16,7 @@ DURATION=${DURATION:-120}
 SPAWN=${SPAWN:-650}
 OUT=${OUT:-bench-results}
 mkdir -p "$OUT"
-cargo build --release -p guildhall-server -p guildhall-bots --bins
+cargo build --release -p guildhall-server -p guildhall-bots --bins ${CARGO_FLAGS:-}
 DATA=$(mktemp -d)
 trap 'rm -rf "$DATA"' EXIT
 

@@ -1,6 +1,6 @@
 //! Benchmark: server RSS per idle, connected, logged-in player.
 //!
-//! Starts the release `guildhall` binary (a separate process, embedded redb
+//! Starts the release `guildhall` binary (a separate process, embedded default
 //! store in a temp dir), reads its RSS when idle, logs in N players with the
 //! real client (spread over several loopback source addresses), lets them sit
 //! idle, and reads the RSS again. Prints the raw figures.

@@ -12,10 +12,12 @@ use serde::Deserialize;
 pub struct Config {
     /// Directory of the embedded store.
     pub data_dir: PathBuf,
-    /// Storage backend: "redb" (embedded, durable; the default) or "memory"
-    /// (lost at exit; for experiments).
+    /// Storage backend: "fjall" (embedded LSM, durable; the default),
+    /// "redb" (embedded B-tree, durable) or "memory" (lost at exit; for
+    /// experiments).
     pub store: String,
-    /// Page cache of the embedded store, MiB (part of the server's RSS).
+    /// Block cache (fjall) or page cache (redb) of the embedded store, MiB
+    /// (part of the server's RSS).
     /// Live entities are in memory, so the cache serves only activations;
     /// the OS page cache (outside the RSS) holds the file as well.
     pub store_cache_mib: usize,
@@ -82,8 +84,8 @@ impl Default for Config {
     fn default() -> Self {
         Self {
             data_dir: PathBuf::from("guildhall-data"),
-            store: "redb".into(),
-            store_cache_mib: 16,
+            store: "fjall".into(),
+            store_cache_mib: 4,
             listen: "127.0.0.1:7350".into(),
             ws_listen: "127.0.0.1:7351".into(),
             admin_listen: "127.0.0.1:7352".into(),

@@ -52,9 +52,12 @@ struct ServeArgs {
     /// Directory of the embedded store.
     #[arg(long, env = "GUILDHALL_DATA_DIR")]
     data_dir: Option<PathBuf>,
-    /// Storage backend: redb (default) or memory.
+    /// Storage backend: fjall (default), redb or memory.
     #[arg(long, env = "GUILDHALL_STORE")]
     store: Option<String>,
+    /// Cache of the embedded store, MiB.
+    #[arg(long, env = "GUILDHALL_STORE_CACHE_MIB")]
+    store_cache_mib: Option<usize>,
     /// TCP client listener address.
     #[arg(long, env = "GUILDHALL_LISTEN")]
     listen: Option<String>,
@@ -112,6 +115,7 @@ impl ServeArgs {
         set!(
             data_dir,
             store,
+            store_cache_mib,
             listen,
             ws_listen,
             admin_listen,

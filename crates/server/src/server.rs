@@ -7,7 +7,7 @@ use std::time::Duration;
 use guildhall_entity::{Clock, Runtime, RuntimeConfig, SystemClock};
 use guildhall_protocol::pb::{self, envelope::Kind};
 use guildhall_protocol::{encode_envelope, OutFrame, Status};
-use guildhall_store::{MemoryStore, RedbStore, Store};
+use guildhall_store::{FjallMemory, FjallStore, MemoryStore, RedbStore, Store};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{watch, OwnedSemaphorePermit, Semaphore, TryAcquireError};
 use tokio::task::JoinHandle;
@@ -81,20 +81,40 @@ pub struct Server {
     admin_addr: Option<SocketAddr>,
 }
 
+/// Memtable of the fjall store: sealed and flushed to a table at this size.
+/// fjall's 64 MiB default held up to that much of recent writes in RSS.
+const FJALL_MEMTABLE_BYTES: u64 = 8 << 20;
+
 fn open_store(config: &Config) -> Result<Arc<dyn Store>, StartError> {
+    let redb_path = config.data_dir.join("guildhall.redb");
+    let fjall_path = config.data_dir.join("fjall");
+    let store_error = |e: guildhall_store::StoreError| StartError::Store(e.to_string());
     match config.store.as_str() {
+        "fjall" => {
+            // A data directory written by the redb backend (the default
+            // before fjall) must not look empty to the new default.
+            if redb_path.exists() && !fjall_path.exists() {
+                return Err(StartError::Config(format!(
+                    "{} holds a redb store; start with --store redb (store = \"redb\") to use it",
+                    config.data_dir.display()
+                )));
+            }
+            let memory = FjallMemory {
+                // The cache setting bounds the block cache; reads also hit
+                // the OS page cache, which is outside the process's RSS.
+                cache_bytes: (config.store_cache_mib.max(1) << 20) as u64,
+                memtable_bytes: FJALL_MEMTABLE_BYTES,
+            };
+            Ok(Arc::new(FjallStore::open_with(&fjall_path, memory).map_err(store_error)?))
+        }
         "redb" => {
-            let path = config.data_dir.join("guildhall.redb");
             let cache = config.store_cache_mib.max(1) << 20;
-            Ok(Arc::new(RedbStore::open_with_cache(&path, cache).map_err(|e| StartError::Store(e.to_string()))?))
+            Ok(Arc::new(RedbStore::open_with_cache(&redb_path, cache).map_err(store_error)?))
         }
         "memory" => Ok(Arc::new(MemoryStore::new())),
-        #[cfg(feature = "fjall")]
-        "fjall" => Ok(Arc::new(
-            guildhall_store::FjallStore::open(config.data_dir.join("fjall"))
-                .map_err(|e| StartError::Store(e.to_string()))?,
-        )),
-        other => Err(StartError::Config(format!("unknown store {other:?} (expected \"redb\" or \"memory\")"))),
+        other => {
+            Err(StartError::Config(format!("unknown store {other:?} (expected \"fjall\", \"redb\" or \"memory\")")))
+        }
     }
 }
 
@@ -355,4 +375,34 @@ async fn refuse<T: Transport>(mut t: T) {
     }));
     let _ = tokio::time::timeout(Duration::from_secs(1), t.send(&[OutFrame::whole(close)])).await;
     t.close().await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config_in(dir: &std::path::Path, store: &str) -> Config {
+        Config { data_dir: dir.to_path_buf(), store: store.into(), ..Config::default() }
+    }
+
+    #[tokio::test]
+    async fn the_default_store_refuses_a_data_dir_written_by_redb() {
+        let dir = tempfile::tempdir().unwrap();
+        let redb = open_store(&config_in(dir.path(), "redb")).unwrap();
+        redb.put(b"k", b"v".to_vec(), 0).await.unwrap();
+        drop(redb);
+        let err = open_store(&config_in(dir.path(), "fjall")).err().expect("refused");
+        assert!(err.to_string().contains("--store redb"), "{err}");
+        // The redb data is still there, and its backend still reads it.
+        let again = open_store(&config_in(dir.path(), "redb")).unwrap();
+        assert_eq!(again.get(b"k").await.unwrap().map(|r| r.value), Some(b"v".to_vec()));
+    }
+
+    #[tokio::test]
+    async fn an_unknown_store_is_named_in_the_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let err = open_store(&config_in(dir.path(), "rocks")).err().expect("refused");
+        assert!(err.to_string().contains("\"rocks\""), "{err}");
+        assert!(!dir.path().join("fjall").exists(), "nothing created for a refused store");
+    }
 }

@@ -1,4 +1,4 @@
-//! The real binary on the embedded redb store: a graceful SIGTERM and a
+//! The real binary on the embedded store (fjall): a graceful SIGTERM and a
 //! SIGKILL, each followed by a restart on the same data directory.
 
 use std::io::{BufRead, BufReader};

@@ -2,7 +2,7 @@
 //! workloads the game server will put on them.
 //!
 //! ```text
-//! cargo run --release -p guildhall-store --example store_bench --features fjall
+//! cargo run --release -p guildhall-store --example store_bench
 //! ```
 //!
 //! Everything except the "raw get" row goes through the async [`Store`] trait

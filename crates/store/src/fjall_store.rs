@@ -1,5 +1,7 @@
-//! Embedded backend on fjall, an LSM-tree engine. Kept behind the `fjall`
-//! feature for the backend comparison (`examples/store_bench.rs`).
+//! Embedded backend on fjall, an LSM-tree engine: the server's default. A
+//! durable batch is one journal append and one `fdatasync`; under the game's
+//! write pattern (hundreds of small durable commits a second) that costs less
+//! CPU than redb's copy-on-write pages (BENCHMARKS.md, "Store backend").
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -67,19 +69,46 @@ fn decode<'a>(key: &[u8], stored: &'a [u8]) -> Result<(Version, &'a [u8]), Store
     }
 }
 
+/// Memory bounds of a [`FjallStore`].
+#[derive(Debug, Clone, Copy)]
+pub struct FjallMemory {
+    /// Block cache (fjall's default is 32 MiB).
+    pub cache_bytes: u64,
+    /// Size at which the memtable is sealed and flushed to a table (fjall's
+    /// default is 64 MiB; a sealed one stays in memory until flushed).
+    pub memtable_bytes: u64,
+}
+
+impl Default for FjallMemory {
+    fn default() -> Self {
+        Self { cache_bytes: 32 << 20, memtable_bytes: 64 << 20 }
+    }
+}
+
 impl FjallStore {
     /// Opens the database directory at `path`, creating it (and its parents)
     /// if needed. Blocks on disk and journal recovery; call it at startup or
     /// from `spawn_blocking`.
     pub fn open(path: impl AsRef<Path>) -> Result<Self, StoreError> {
+        Self::open_with(path, FjallMemory::default())
+    }
+
+    /// [`FjallStore::open`] with the engine's memory bounded as given: the
+    /// block cache and the memtable are most of what fjall adds to RSS.
+    pub fn open_with(path: impl AsRef<Path>, memory: FjallMemory) -> Result<Self, StoreError> {
         let path = path.as_ref();
         std::fs::create_dir_all(path)
             .map_err(|e| StoreError::Backend(format!("fjall: creating directory {}: {e}", path.display())))?;
         let db = Database::builder(path)
+            .cache_size(memory.cache_bytes)
+            // The least fjall allows: the journal is what a restart replays.
+            .max_journaling_size(64 << 20)
             .open()
             .map_err(|e| StoreError::Backend(format!("fjall: opening {}: {e}", path.display())))?;
-        let records =
-            db.keyspace("records", KeyspaceCreateOptions::default).map_err(|e| backend("opening keyspace", e))?;
+        let memtable = memory.memtable_bytes;
+        let records = db
+            .keyspace("records", move || KeyspaceCreateOptions::default().max_memtable_size(memtable))
+            .map_err(|e| backend("opening keyspace", e))?;
         Ok(Self { inner: Arc::new(Inner { db, records, write_lock: Mutex::new(()) }) })
     }
 

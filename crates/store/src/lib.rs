@@ -9,13 +9,11 @@
 //! Backends implement [`Store`]; every backend runs the same conformance suite
 //! (`tests/conformance.rs`).
 
-#[cfg(feature = "fjall")]
 mod fjall_store;
 mod memory;
 mod redb_store;
 
-#[cfg(feature = "fjall")]
-pub use fjall_store::FjallStore;
+pub use fjall_store::{FjallMemory, FjallStore};
 pub use memory::MemoryStore;
 pub use redb_store::RedbStore;
 

@@ -103,7 +103,6 @@ async fn redb_open_reports_unusable_path() {
     assert!(matches!(err, StoreError::Backend(_)), "{err:?}");
 }
 
-#[cfg(feature = "fjall")]
 mod fjall {
     use super::*;
     use guildhall_store::FjallStore;
