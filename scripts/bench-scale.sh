@@ -8,7 +8,8 @@
 #   PLAYERS=5000 DURATION=60 scripts/bench-scale.sh
 #   SERVER_ARGS="--commit-interval-ms 2" scripts/bench-scale.sh   # extra server flags
 #   SERVER_ENV="TOKIO_WORKER_THREADS=1" scripts/bench-scale.sh      # extra server environment
-#   CARGO_FLAGS="--features guildhall-server/fjall" SERVER_ARGS="--store fjall" scripts/bench-scale.sh
+#   SERVER_ARGS="--store redb" scripts/bench-scale.sh                  # the other embedded store
+#   CARGO_FLAGS="--features ..." scripts/bench-scale.sh                # extra cargo build flags
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PLAYERS=${PLAYERS:-19500}
