@@ -62,36 +62,55 @@ impl PushBody {
     }
 }
 
-/// One envelope to send: an inline head (empty for whole envelopes) and a
-/// body that may be shared with other sessions' frames.
+/// What an [`OutFrame`]'s body is, and so how its head is made.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Shape {
+    /// The body is the whole envelope.
+    Whole,
+    /// The body is a [`PushBody`].
+    Push,
+    /// The body is a response's payload.
+    Response,
+}
+
+/// One envelope to send: a body that may be shared with other frames, and
+/// the few fields the envelope's head is computed from when it is written.
+/// Replay buffers hold these for every unacknowledged message, so the head
+/// is not stored: 56 bytes a frame, against 96 with an inline head.
 #[derive(Clone, Debug)]
 pub struct OutFrame {
-    head: [u8; MAX_HEAD],
-    head_len: u8,
     body: Bytes,
+    /// The session's sequence number of this message (0: not sequenced).
+    seq: u64,
+    /// Response id (responses only).
+    id: u64,
+    /// Response status (responses only).
+    status: i32,
+    shape: Shape,
+}
+
+/// A head made on the stack.
+struct Head {
+    bytes: [u8; MAX_HEAD],
+    len: usize,
+}
+
+impl Head {
+    fn as_slice(&self) -> &[u8] {
+        &self.bytes[..self.len]
+    }
 }
 
 impl OutFrame {
-    /// An envelope encoded whole (responses, pongs, closes).
-    pub fn whole(envelope: Bytes) -> Self {
-        Self { head: [0; MAX_HEAD], head_len: 0, body: envelope }
+    /// An envelope encoded whole (pongs, closes, errors); `seq` is the
+    /// sequence number it carries, if any.
+    pub fn whole(envelope: Bytes, seq: u64) -> Self {
+        Self { body: envelope, seq, id: 0, status: 0, shape: Shape::Whole }
     }
 
     /// The envelope `Push { seq, <body> }`.
     pub fn push(seq: u64, body: &PushBody) -> Self {
-        let seq_len = if seq == 0 { 0 } else { 1 + encoded_len_varint(seq) };
-        let push_len = (seq_len + body.len()) as u64;
-        let mut head = [0u8; MAX_HEAD];
-        let mut w = &mut head[..];
-        encode_key(ENVELOPE_PUSH_FIELD, WireType::LengthDelimited, &mut w);
-        encode_varint(push_len, &mut w);
-        if seq != 0 {
-            // proto3 leaves a zero seq out, as prost does.
-            encode_key(PUSH_SEQ_FIELD, WireType::Varint, &mut w);
-            encode_varint(seq, &mut w);
-        }
-        let head_len = (MAX_HEAD - w.remaining_mut()) as u8;
-        Self { head, head_len, body: body.0.clone() }
+        Self { body: body.0.clone(), seq, id: 0, status: 0, shape: Shape::Push }
     }
 
     /// The envelope `Response { id, seq, status, payload }` whose payload
@@ -102,58 +121,91 @@ impl OutFrame {
         if !message.is_empty() {
             let whole =
                 pb::Response { id, seq, status: status as i32, message: message.to_string(), payload: payload.clone() };
-            return Self::whole(crate::encode_envelope(pb::envelope::Kind::Response(whole)));
+            return Self::whole(crate::encode_envelope(pb::envelope::Kind::Response(whole)), seq);
         }
+        Self { body: payload.clone(), seq, id, status: status as i32, shape: Shape::Response }
+    }
+
+    /// The session's sequence number of this message (0 if none).
+    pub fn seq(&self) -> u64 {
+        self.seq
+    }
+
+    fn head(&self) -> Head {
+        let mut bytes = [0u8; MAX_HEAD];
+        let mut w = &mut bytes[..];
         let varint_field = |n: u64| if n == 0 { 0 } else { 1 + encoded_len_varint(n) };
-        let status = status as i32 as u64;
-        let payload_head = if payload.is_empty() { 0 } else { 1 + encoded_len_varint(payload.len() as u64) };
-        let response_len =
-            (varint_field(id) + varint_field(seq) + varint_field(status) + payload_head + payload.len()) as u64;
-        let mut head = [0u8; MAX_HEAD];
-        let mut w = &mut head[..];
-        encode_key(ENVELOPE_RESPONSE_FIELD, WireType::LengthDelimited, &mut w);
-        encode_varint(response_len, &mut w);
         // proto3 leaves zero fields out, as prost does.
-        for (field, value) in [(RESPONSE_ID_FIELD, id), (RESPONSE_SEQ_FIELD, seq), (RESPONSE_STATUS_FIELD, status)] {
+        let put_varint_field = |w: &mut &mut [u8], field: u32, value: u64| {
             if value != 0 {
-                encode_key(field, WireType::Varint, &mut w);
-                encode_varint(value, &mut w);
+                encode_key(field, WireType::Varint, w);
+                encode_varint(value, w);
+            }
+        };
+        match self.shape {
+            Shape::Whole => {}
+            Shape::Push => {
+                let push_len = varint_field(self.seq) + self.body.len();
+                encode_key(ENVELOPE_PUSH_FIELD, WireType::LengthDelimited, &mut w);
+                encode_varint(push_len as u64, &mut w);
+                put_varint_field(&mut w, PUSH_SEQ_FIELD, self.seq);
+            }
+            Shape::Response => {
+                let status = self.status as u64;
+                let payload = &self.body;
+                let payload_head = if payload.is_empty() { 0 } else { 1 + encoded_len_varint(payload.len() as u64) };
+                let response_len = varint_field(self.id)
+                    + varint_field(self.seq)
+                    + varint_field(status)
+                    + payload_head
+                    + payload.len();
+                encode_key(ENVELOPE_RESPONSE_FIELD, WireType::LengthDelimited, &mut w);
+                encode_varint(response_len as u64, &mut w);
+                put_varint_field(&mut w, RESPONSE_ID_FIELD, self.id);
+                put_varint_field(&mut w, RESPONSE_SEQ_FIELD, self.seq);
+                put_varint_field(&mut w, RESPONSE_STATUS_FIELD, status);
+                if !payload.is_empty() {
+                    encode_key(RESPONSE_PAYLOAD_FIELD, WireType::LengthDelimited, &mut w);
+                    encode_varint(payload.len() as u64, &mut w);
+                }
             }
         }
-        if !payload.is_empty() {
-            encode_key(RESPONSE_PAYLOAD_FIELD, WireType::LengthDelimited, &mut w);
-            encode_varint(payload.len() as u64, &mut w);
-        }
-        let head_len = (MAX_HEAD - w.remaining_mut()) as u8;
-        Self { head, head_len, body: payload.clone() }
+        let len = MAX_HEAD - w.remaining_mut();
+        Head { bytes, len }
     }
 
     /// Length of the envelope (without a frame header).
     pub fn len(&self) -> usize {
-        self.head_len as usize + self.body.len()
+        self.head().len + self.body.len()
     }
 
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
 
-    pub fn head(&self) -> &[u8] {
-        &self.head[..self.head_len as usize]
-    }
-
     pub fn body(&self) -> &Bytes {
         &self.body
     }
 
-    /// The envelope as one buffer (a copy unless the head is empty), for
+    /// Appends the envelope, preceded by its 4-byte big-endian length when
+    /// `length_prefix` (the TCP framing).
+    pub fn write_to(&self, buf: &mut impl BufMut, length_prefix: bool) {
+        let head = self.head();
+        if length_prefix {
+            buf.put_u32((head.len + self.body.len()) as u32);
+        }
+        buf.put_slice(head.as_slice());
+        buf.put_slice(&self.body);
+    }
+
+    /// The envelope as one buffer (a copy unless it is whole), for
     /// transports that take a message whole.
     pub fn to_bytes(&self) -> Bytes {
-        if self.head_len == 0 {
+        if self.shape == Shape::Whole {
             return self.body.clone();
         }
         let mut buf = Vec::with_capacity(self.len());
-        buf.put_slice(self.head());
-        buf.put_slice(&self.body);
+        self.write_to(&mut buf, false);
         Bytes::from(buf)
     }
 }
@@ -250,11 +302,20 @@ mod tests {
     }
 
     #[test]
+    fn a_buffered_frame_stays_small() {
+        // Every unacknowledged message of every session is one of these.
+        assert!(std::mem::size_of::<OutFrame>() <= 56, "{}", std::mem::size_of::<OutFrame>());
+    }
+
+    #[test]
     fn a_whole_envelope_is_sent_as_it_is() {
         let bytes = encode_envelope(Kind::Pong(pb::Pong { nonce: 9 }));
-        let frame = OutFrame::whole(bytes.clone());
-        assert!(frame.head().is_empty());
-        assert_eq!(frame.to_bytes(), bytes);
+        let frame = OutFrame::whole(bytes.clone(), 0);
+        assert_eq!(frame.to_bytes().as_ptr(), bytes.as_ptr(), "not copied");
         assert_eq!(frame.len(), bytes.len());
+        let mut framed = Vec::new();
+        frame.write_to(&mut framed, true);
+        assert_eq!(&framed[..4], (bytes.len() as u32).to_be_bytes());
+        assert_eq!(&framed[4..], &bytes[..]);
     }
 }

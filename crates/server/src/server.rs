@@ -373,7 +373,7 @@ async fn refuse<T: Transport>(mut t: T) {
         status: Status::ServerFull as i32,
         reason: "server is at its connection limit; try again later".into(),
     }));
-    let _ = tokio::time::timeout(Duration::from_secs(1), t.send(&[OutFrame::whole(close)])).await;
+    let _ = tokio::time::timeout(Duration::from_secs(1), t.send(&[OutFrame::whole(close, 0)])).await;
     t.close().await;
 }
 

@@ -5,7 +5,7 @@
 use std::future::Future;
 use std::io;
 
-use bytes::{BufMut, Bytes, BytesMut};
+use bytes::{Bytes, BytesMut};
 use futures_util::{SinkExt, StreamExt};
 use guildhall_protocol::{FrameCodec, FrameError, OutFrame};
 use tokio::io::AsyncWriteExt;
@@ -72,9 +72,7 @@ impl Transport for TcpTransport {
         let total: usize = envelopes.iter().map(|e| 4 + e.len()).sum();
         let mut buf = Vec::with_capacity(total);
         for e in envelopes {
-            buf.put_u32(e.len() as u32);
-            buf.put_slice(e.head());
-            buf.put_slice(e.body());
+            e.write_to(&mut buf, true);
         }
         self.writer.write_all(&buf).await
     }
