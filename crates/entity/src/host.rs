@@ -18,7 +18,9 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use guildhall_store::{SideWrite, StoreError, Version, WriteOp};
-use tokio::sync::{mpsc, oneshot, Notify};
+use tokio::sync::{oneshot, Notify};
+
+use crate::mailbox;
 
 use crate::introspect::{EntityStats, KindStats};
 use crate::{CallError, Ctx, Entity, EntityId, Runtime};
@@ -40,7 +42,7 @@ pub(crate) enum Letter<E: Entity> {
 
 /// One live instance of an entity.
 pub(crate) struct Slot<E: Entity> {
-    pub tx: mpsc::Sender<Box<Letter<E>>>,
+    pub tx: mailbox::Sender<Box<Letter<E>>>,
     /// Distinguishes this instance from a later one of the same key, so that a
     /// stopping instance never removes its successor's slot.
     gen: u64,
@@ -100,7 +102,7 @@ impl<E: Entity> KindHost<E> {
         if rt.is_shutting_down() {
             return Err(CallError::ShuttingDown);
         }
-        let (tx, rx) = mpsc::channel(rt.config().mailbox_capacity);
+        let (tx, rx) = mailbox::channel(rt.config().mailbox_capacity);
         let slot = Arc::new(Slot {
             tx,
             gen: self.next_gen.fetch_add(1, Ordering::Relaxed),
@@ -163,7 +165,7 @@ impl<E: Entity> AnyHost for KindHost<E> {
         let slots = self.slots.lock().expect("slots lock");
         let mut stats = KindStats { kind: E::KIND.to_string(), ..Default::default() };
         for slot in slots.values() {
-            let depth = slot.tx.max_capacity() - slot.tx.capacity();
+            let depth = slot.tx.depth();
             stats.active += 1;
             stats.dirty += slot.dirty.load(Ordering::Relaxed) as usize;
             stats.queued += depth;
@@ -177,7 +179,7 @@ impl<E: Entity> AnyHost for KindHost<E> {
             .into_iter()
             .map(|(key, slot)| EntityStats {
                 key: key.to_string(),
-                mailbox_depth: slot.tx.max_capacity() - slot.tx.capacity(),
+                mailbox_depth: slot.tx.depth(),
                 dirty: slot.dirty.load(Ordering::Relaxed),
                 idle_ms: now_ms.saturating_sub(slot.last_active.load(Ordering::Relaxed)),
             })
@@ -440,7 +442,7 @@ async fn run_entity<E: Entity>(
     host: Arc<KindHost<E>>,
     key: Arc<str>,
     slot: Arc<Slot<E>>,
-    mut rx: mpsc::Receiver<Box<Letter<E>>>,
+    mut rx: mailbox::Receiver<Box<Letter<E>>>,
 ) {
     let id = EntityId::new(E::KIND, key.clone());
     let storage_key = id.storage_key();
@@ -539,7 +541,7 @@ async fn run_entity<E: Entity>(
                     if !durable || batch.len() >= MAX_CALLS_PER_WRITE {
                         break;
                     }
-                    if let Ok(letter) = rx.try_recv() {
+                    if let Some(letter) = rx.try_recv() {
                         match *letter {
                             Letter::Call { msg, reply } => next = Some((msg, reply)),
                             other => deferred = Some(Box::new(other)),

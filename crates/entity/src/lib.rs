@@ -20,6 +20,7 @@ mod flusher;
 mod host;
 mod id;
 mod introspect;
+mod mailbox;
 mod pubsub;
 mod runtime;
 

@@ -244,7 +244,7 @@ impl Runtime {
                 Err(bounced) => {
                     // The instance is passivating: wait until its state is
                     // written, then activate a fresh one.
-                    letter = bounced.0;
+                    letter = bounced;
                     slot.wait_stopped().await;
                 }
             }
