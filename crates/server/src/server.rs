@@ -194,10 +194,17 @@ impl Server {
                 let mut tick = tokio::time::interval(Duration::from_secs(1));
                 tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
                 let mut stop = shared.shutdown.clone();
+                let mut ticks = 0u64;
                 loop {
                     tokio::select! {
                         _ = tick.tick() => maintain(&shared).await,
                         _ = stopped(&mut stop) => break,
+                    }
+                    ticks += 1;
+                    if ticks.is_multiple_of(crate::alloc::TRIM_EVERY_SECS) {
+                        // On a blocking thread: the walk over the arenas
+                        // must not hold a worker.
+                        tokio::task::spawn_blocking(crate::alloc::trim);
                     }
                 }
             }));
