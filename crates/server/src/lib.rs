@@ -8,7 +8,7 @@
 //! protobuf, calls entities with domain messages, and encodes their replies.
 
 mod admin;
-mod alloc;
+pub mod alloc;
 pub mod auth;
 mod config;
 mod conn;

@@ -135,6 +135,7 @@ impl ServeArgs {
 }
 
 fn main() -> std::process::ExitCode {
+    guildhall_server::alloc::limit_arenas();
     let cli = Cli::parse();
     let args = match cli.command {
         Some(Command::Serve(args)) => *args,
