@@ -108,6 +108,12 @@ impl OutFrame {
         Self { body: envelope, seq, id: 0, status: 0, shape: Shape::Whole }
     }
 
+    /// An unsequenced envelope (a ping, a pong, a close, an answer before
+    /// login), encoded whole.
+    pub fn unsequenced(kind: pb::envelope::Kind) -> Self {
+        Self::whole(crate::encode_envelope(kind), 0)
+    }
+
     /// The envelope `Push { seq, <body> }`.
     pub fn push(seq: u64, body: &PushBody) -> Self {
         Self { body: body.0.clone(), seq, id: 0, status: 0, shape: Shape::Push }

@@ -15,7 +15,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use guildhall_protocol::pb::{self, envelope::Kind};
-use guildhall_protocol::{decode_envelope, encode_envelope, method, OutFrame, Status};
+use guildhall_protocol::{decode_envelope, method, OutFrame, Status};
 use prost::Message;
 use tokio::sync::OwnedSemaphorePermit;
 use tokio::time::Instant;
@@ -61,7 +61,7 @@ pub async fn serve<T: Transport>(shared: Arc<Shared>, mut transport: T, _permit:
     if let Exit::Close(status, reason) = exit {
         tracing::debug!(conn = conn.id, ?status, %reason, "closing connection");
         metrics::counter!("guildhall_connections_closed_total", "reason" => status.as_str_name()).increment(1);
-        conn.direct.push(OutFrame::whole(encode_envelope(Kind::Close(pb::Close { status: status as i32, reason })), 0));
+        conn.direct.push(OutFrame::unsequenced(Kind::Close(pb::Close { status: status as i32, reason })));
         let _ = tokio::time::timeout(Duration::from_secs(1), transport.send(&conn.direct)).await;
     }
     transport.close().await;
@@ -132,7 +132,7 @@ impl Conn {
                         return Exit::Close(Status::IdleTimeout, format!("nothing received for {idle_timeout:?}"));
                     }
                     if !pinged {
-                        self.direct.push(OutFrame::whole(encode_envelope(Kind::Ping(pb::Ping { nonce: self.shared.now_ms() })), 0));
+                        self.direct.push(OutFrame::unsequenced(Kind::Ping(pb::Ping { nonce: self.shared.now_ms() })));
                         pinged = true;
                     }
                     timer.as_mut().reset(last_heard + idle_timeout);
@@ -179,7 +179,7 @@ impl Conn {
                 Ok(())
             }
             Kind::Ping(ping) => {
-                self.direct.push(OutFrame::whole(encode_envelope(Kind::Pong(pb::Pong { nonce: ping.nonce })), 0));
+                self.direct.push(OutFrame::unsequenced(Kind::Pong(pb::Pong { nonce: ping.nonce })));
                 Ok(())
             }
             Kind::Pong(_) => Ok(()),
@@ -201,7 +201,7 @@ impl Conn {
             Some(s) => {
                 s.emit_response(id, &answer);
             }
-            None => self.direct.push(OutFrame::whole(encode_envelope(answer.envelope(id, 0)), 0)),
+            None => self.direct.push(answer.frame(id, 0)),
         }
     }
 

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use guildhall_entity::{Clock, Runtime, RuntimeConfig, SystemClock};
 use guildhall_protocol::pb::{self, envelope::Kind};
-use guildhall_protocol::{encode_envelope, OutFrame, Status};
+use guildhall_protocol::{OutFrame, Status};
 use guildhall_store::{FjallMemory, FjallStore, MemoryStore, RedbStore, Store};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{watch, OwnedSemaphorePermit, Semaphore, TryAcquireError};
@@ -376,11 +376,11 @@ async fn ws_handshake(stream: TcpStream, max_frame: usize) -> Option<tokio_tungs
 /// Over the connection cap: say so and close.
 async fn refuse<T: Transport>(mut t: T) {
     metrics::counter!("guildhall_connections_refused_total").increment(1);
-    let close = encode_envelope(Kind::Close(pb::Close {
+    let close = OutFrame::unsequenced(Kind::Close(pb::Close {
         status: Status::ServerFull as i32,
         reason: "server is at its connection limit; try again later".into(),
     }));
-    let _ = tokio::time::timeout(Duration::from_secs(1), t.send(&[OutFrame::whole(close, 0)])).await;
+    let _ = tokio::time::timeout(Duration::from_secs(1), t.send(&[close])).await;
     t.close().await;
 }
 

@@ -16,7 +16,6 @@ use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
 use guildhall_entity::{Event, PubSub, Runtime, Subscriber, SubscriptionId};
-use guildhall_protocol::pb::{self, envelope::Kind};
 use guildhall_protocol::{OutFrame, PushBody, Status};
 use tokio::sync::Notify;
 
@@ -37,15 +36,10 @@ impl Answer {
         Self { status, message: message.into(), payload: Bytes::new() }
     }
 
-    /// The response envelope for request `id` with sequence number `seq`.
-    pub fn envelope(&self, id: u64, seq: u64) -> Kind {
-        Kind::Response(pb::Response {
-            id,
-            seq,
-            status: self.status as i32,
-            message: self.message.clone(),
-            payload: self.payload.clone(),
-        })
+    /// The response frame for request `id` with sequence number `seq` (0:
+    /// unsequenced, before login). Its payload is shared, not copied.
+    pub fn frame(&self, id: u64, seq: u64) -> OutFrame {
+        OutFrame::response(id, seq, self.status, &self.message, &self.payload)
     }
 }
 
@@ -250,7 +244,7 @@ impl Session {
 
     pub fn emit_response(&self, id: u64, answer: &Answer) -> u64 {
         // The frame shares the answer's payload with `results`.
-        self.emit(|seq| OutFrame::response(id, seq, answer.status, &answer.message, &answer.payload))
+        self.emit(|seq| answer.frame(id, seq))
     }
 
     /// Queues a push whose body (topic and event) may be shared with other
@@ -607,6 +601,7 @@ impl Sessions {
 mod tests {
     use super::*;
     use guildhall_protocol::decode_envelope;
+    use guildhall_protocol::pb::{self, envelope::Kind};
 
     fn limits() -> SessionLimits {
         SessionLimits { replay_buffer: 4, remembered_results: 3, stream_push_interval_ms: 0 }
