@@ -31,5 +31,5 @@ pub use entity::Entity;
 pub use error::CallError;
 pub use id::EntityId;
 pub use introspect::{EntityStats, KindStats};
-pub use pubsub::{Event, PubSub, Subscriber, SubscriptionId};
+pub use pubsub::{Event, PubSub, Subscriber, Subscription, SubscriptionId};
 pub use runtime::{EntityRef, Runtime, RuntimeBuilder, RuntimeConfig};

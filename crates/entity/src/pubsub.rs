@@ -53,7 +53,19 @@ pub trait Subscriber: Send + Sync + 'static {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct SubscriptionId(u64);
 
-type Subs = Vec<(SubscriptionId, Arc<dyn Subscriber>)>;
+/// What [`PubSub::subscribe`] hands back, to unsubscribe with. `topic` is
+/// the table's own copy of the name: a thousand sessions following one
+/// topic hold one string between them, not a thousand.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Subscription {
+    pub topic: Arc<str>,
+    pub id: SubscriptionId,
+}
+
+/// A topic's subscribers. Shared copy-on-write: a publish takes the list
+/// with one reference count instead of cloning every entry (a market topic
+/// has thousands), and a (un)subscribe during a publish copies it once.
+type Subs = Arc<Vec<(SubscriptionId, Arc<dyn Subscriber>)>>;
 
 /// The topic table of one node.
 #[derive(Default)]
@@ -67,41 +79,51 @@ impl PubSub {
         Self::default()
     }
 
-    pub fn subscribe(&self, topic: &str, subscriber: Arc<dyn Subscriber>) -> SubscriptionId {
+    pub fn subscribe(&self, topic: &str, subscriber: Arc<dyn Subscriber>) -> Subscription {
         let id = SubscriptionId(self.next_id.fetch_add(1, Ordering::Relaxed));
         let mut topics = self.topics.lock().expect("pubsub lock");
-        match topics.get_mut(topic) {
-            Some(subs) => subs.push((id, subscriber)),
-            None => {
-                topics.insert(Arc::from(topic), vec![(id, subscriber)]);
+        let topic = match topics.get_key_value(topic).map(|(name, _)| name.clone()) {
+            Some(name) => {
+                if let Some(subs) = topics.get_mut(&name) {
+                    Arc::make_mut(subs).push((id, subscriber));
+                }
+                name
             }
-        }
-        id
+            None => {
+                let name: Arc<str> = Arc::from(topic);
+                topics.insert(name.clone(), Arc::new(vec![(id, subscriber)]));
+                name
+            }
+        };
+        Subscription { topic, id }
     }
 
-    pub fn unsubscribe(&self, topic: &str, id: SubscriptionId) {
+    pub fn unsubscribe(&self, subscription: &Subscription) {
         let mut topics = self.topics.lock().expect("pubsub lock");
-        if let Some(subs) = topics.get_mut(topic) {
-            subs.retain(|(sid, _)| *sid != id);
+        if let Some(subs) = topics.get_mut(&subscription.topic) {
+            if let Some(i) = subs.iter().position(|(sid, _)| *sid == subscription.id) {
+                Arc::make_mut(subs).swap_remove(i);
+            }
             if subs.is_empty() {
-                topics.remove(topic);
+                topics.remove(&subscription.topic);
             }
         }
     }
 
     /// Delivers to every current subscriber of `topic`; returns how many.
     pub fn publish(&self, topic: &str, payload: Bytes) -> usize {
-        // Clone the subscriber list out of the lock so that a subscriber that
-        // (un)subscribes from inside `deliver` cannot deadlock.
+        // Take the list out of the lock so that a subscriber that
+        // (un)subscribes from inside `deliver` cannot deadlock; it then
+        // changes a copy, and this publish goes on with the list it took.
         let (topic, subs) = {
             let topics = self.topics.lock().expect("pubsub lock");
             match topics.get_key_value(topic) {
-                Some((t, subs)) => (t.clone(), subs.iter().map(|(_, s)| s.clone()).collect::<Vec<_>>()),
+                Some((t, subs)) => (t.clone(), subs.clone()),
                 None => return 0,
             }
         };
         let event = Event::new(topic, payload);
-        for sub in &subs {
+        for (_, sub) in subs.iter() {
             sub.deliver(&event);
         }
         metrics::counter!("guildhall_pubsub_deliveries_total").increment(subs.len() as u64);
@@ -145,13 +167,54 @@ mod tests {
         let a = Arc::new(Collect(Mutex::new(vec![])));
         let b = Arc::new(Collect(Mutex::new(vec![])));
         let ida = ps.subscribe("guild/1", a.clone());
-        ps.subscribe("guild/2", b.clone());
+        let idb = ps.subscribe("guild/2", b.clone());
+        let again = ps.subscribe("guild/2", b.clone());
+        assert!(Arc::ptr_eq(&idb.topic, &again.topic), "one copy of a topic's name");
+        ps.unsubscribe(&again);
         assert_eq!(ps.publish("guild/1", Bytes::from_static(b"hi")), 1);
         assert_eq!(ps.publish("guild/3", Bytes::from_static(b"nobody")), 0);
-        ps.unsubscribe("guild/1", ida);
+        ps.unsubscribe(&ida);
         assert_eq!(ps.publish("guild/1", Bytes::from_static(b"gone")), 0);
         assert_eq!(*a.0.lock().unwrap(), vec!["guild/1:hi".to_string()]);
         assert!(b.0.lock().unwrap().is_empty());
         assert_eq!(ps.topic_count(), 1);
+    }
+
+    /// Subscribes a newcomer and unsubscribes itself when it first hears an
+    /// event, as a session following a guild change does.
+    struct Mover {
+        ps: Arc<PubSub>,
+        me: Mutex<Option<Subscription>>,
+        newcomer: Arc<Collect>,
+        heard: Mutex<Vec<String>>,
+    }
+    impl Subscriber for Mover {
+        fn deliver(&self, event: &Event) {
+            self.heard.lock().unwrap().push(String::from_utf8_lossy(&event.payload).into_owned());
+            if let Some(me) = self.me.lock().unwrap().take() {
+                self.ps.unsubscribe(&me);
+                self.ps.subscribe("guild/1", self.newcomer.clone());
+            }
+        }
+    }
+
+    #[test]
+    fn subscribers_may_change_the_table_while_an_event_is_delivered() {
+        let ps = Arc::new(PubSub::new());
+        let newcomer = Arc::new(Collect(Mutex::new(vec![])));
+        let mover = Arc::new(Mover {
+            ps: ps.clone(),
+            me: Mutex::new(None),
+            newcomer: newcomer.clone(),
+            heard: Mutex::new(vec![]),
+        });
+        let stay = Arc::new(Collect(Mutex::new(vec![])));
+        *mover.me.lock().unwrap() = Some(ps.subscribe("guild/1", mover.clone()));
+        ps.subscribe("guild/1", stay.clone());
+        assert_eq!(ps.publish("guild/1", Bytes::from_static(b"one")), 2, "the list as it was when published");
+        assert_eq!(ps.publish("guild/1", Bytes::from_static(b"two")), 2, "the mover left, the newcomer came");
+        assert_eq!(*mover.heard.lock().unwrap(), vec!["one".to_string()]);
+        assert_eq!(*stay.0.lock().unwrap(), vec!["guild/1:one".to_string(), "guild/1:two".to_string()]);
+        assert_eq!(*newcomer.0.lock().unwrap(), vec!["guild/1:two".to_string()], "not the event in flight");
     }
 }

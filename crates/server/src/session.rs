@@ -12,10 +12,11 @@
 //! attached at a time; a newer one replaces it.
 
 use std::collections::{HashMap, VecDeque};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
-use guildhall_entity::{Event, PubSub, Runtime, Subscriber, SubscriptionId};
+use guildhall_entity::{Event, PubSub, Runtime, Subscriber, Subscription};
 use guildhall_protocol::{OutFrame, PushBody, Status};
 use tokio::sync::Notify;
 
@@ -150,9 +151,14 @@ struct State {
     conn: Option<u64>,
     detached_at_ms: Option<u64>,
     ended: Option<(Status, String)>,
-    /// (slot, topic, subscription): a slot ("player", "guild") holds at most
-    /// one topic, so following a guild change replaces the old guild's topic.
-    subscriptions: Vec<(&'static str, String, SubscriptionId)>,
+    /// (slot, subscription): a slot ("player", "guild") holds at most one
+    /// topic, so following a guild change replaces the old guild's topic.
+    subscriptions: Vec<(&'static str, Subscription)>,
+    /// The session's subscriber for ordinary topics and the one for streams,
+    /// made on first use and shared by all its subscriptions of that sort:
+    /// one allocation per session rather than one per topic.
+    subscriber: Option<Arc<SessionSubscriber>>,
+    stream_subscriber: Option<Arc<SessionSubscriber>>,
 }
 
 /// What a session does with one published event.
@@ -182,8 +188,6 @@ pub struct Session {
     state: Mutex<State>,
     /// Wakes the attached connection when there is something to write.
     notify: Notify,
-    /// Clock time of the last push delivered from a stream subscription.
-    stream_pushed_at: std::sync::atomic::AtomicU64,
 }
 
 impl Session {
@@ -204,9 +208,10 @@ impl Session {
                 detached_at_ms: None,
                 ended: None,
                 subscriptions: Vec::new(),
+                subscriber: None,
+                stream_subscriber: None,
             }),
             notify: Notify::new(),
-            stream_pushed_at: std::sync::atomic::AtomicU64::new(0),
         }
     }
 
@@ -380,8 +385,8 @@ impl Session {
             st.results.clear();
             std::mem::take(&mut st.subscriptions)
         };
-        for (_, topic, id) in subs {
-            pubsub.unsubscribe(&topic, id);
+        for (_, subscription) in subs {
+            pubsub.unsubscribe(&subscription);
         }
         self.notify.notify_waiters();
         // notify_waiters wakes only current waiters; a permit covers a
@@ -426,30 +431,37 @@ impl Session {
         if st.ended.is_some() {
             return;
         }
-        if let Some(i) = st.subscriptions.iter().position(|(s, _, _)| *s == slot) {
-            let (_, old, id) = st.subscriptions.remove(i);
-            if Some(&old) == topic.as_ref() {
-                st.subscriptions.push((slot, old, id));
+        if let Some(i) = st.subscriptions.iter().position(|(s, _)| *s == slot) {
+            if topic.as_deref() == Some(&*st.subscriptions[i].1.topic) {
                 return;
             }
-            runtime.pubsub().unsubscribe(&old, id);
+            let (_, old) = st.subscriptions.swap_remove(i);
+            runtime.pubsub().unsubscribe(&old);
         }
         if let Some(topic) = topic {
             let throttle_ms = if stream { self.limits.stream_push_interval_ms } else { 0 };
-            let sub = Arc::new(SessionSubscriber {
-                session: Arc::downgrade(self),
-                runtime: runtime.clone(),
-                convert,
-                throttle_ms,
-            });
-            let id = runtime.pubsub().subscribe(&topic, sub);
-            st.subscriptions.push((slot, topic, id));
+            let which = if stream { &mut st.stream_subscriber } else { &mut st.subscriber };
+            let sub = which
+                .get_or_insert_with(|| {
+                    Arc::new(SessionSubscriber {
+                        session: Arc::downgrade(self),
+                        runtime: runtime.clone(),
+                        convert,
+                        throttle_ms,
+                        pushed_at: AtomicU64::new(0),
+                    })
+                })
+                .clone();
+            let subscription = runtime.pubsub().subscribe(&topic, sub);
+            // A session follows a handful of topics: no room to spare.
+            st.subscriptions.reserve_exact(1);
+            st.subscriptions.push((slot, subscription));
         }
     }
 
     /// Topics this session is subscribed to.
     pub fn topics(&self) -> Vec<String> {
-        self.lock().subscriptions.iter().map(|(_, t, _)| t.clone()).collect()
+        self.lock().subscriptions.iter().map(|(_, s)| s.topic.to_string()).collect()
     }
 }
 
@@ -460,18 +472,27 @@ struct SessionSubscriber {
     runtime: Runtime,
     convert: Convert,
     /// Non-zero for stream subscriptions: the session's minimum interval
-    /// between stream pushes. Checked before any conversion work, so a
-    /// dropped event costs almost nothing.
+    /// between stream pushes. Checked first, before even the session is
+    /// reached, so a thinned event costs two loads: a market topic has
+    /// thousands of subscribers, most of them thinned.
     throttle_ms: u64,
+    /// Clock time of the last stream push (0: none yet). The session's
+    /// stream subscriptions share this subscriber, so the interval holds
+    /// across all the kinds it follows.
+    pushed_at: AtomicU64,
+}
+
+impl std::fmt::Debug for SessionSubscriber {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SessionSubscriber").field("throttle_ms", &self.throttle_ms).finish_non_exhaustive()
+    }
 }
 
 impl Subscriber for SessionSubscriber {
     fn deliver(&self, event: &Event) {
-        let Some(session) = self.session.upgrade() else { return };
         if self.throttle_ms > 0 {
-            use std::sync::atomic::Ordering;
             let now = self.runtime.now_ms();
-            let last = session.stream_pushed_at.load(Ordering::Relaxed);
+            let last = self.pushed_at.load(Ordering::Relaxed);
             if last != 0 && now.saturating_sub(last) < self.throttle_ms {
                 // Looked up once: a registry lookup per thinned event showed
                 // in the round-5 profile.
@@ -479,8 +500,9 @@ impl Subscriber for SessionSubscriber {
                 THINNED.get_or_init(|| metrics::counter!("guildhall_stream_pushes_thinned_total")).increment(1);
                 return;
             }
-            session.stream_pushed_at.store(now.max(1), Ordering::Relaxed);
+            self.pushed_at.store(now.max(1), Ordering::Relaxed);
         }
+        let Some(session) = self.session.upgrade() else { return };
         // Converted once per event, shared by every subscribed session.
         let delivery = event.derived(self.convert);
         if let Some(Resubscribe { slot, topic }) = delivery.resubscribe {
