@@ -9,7 +9,6 @@ use bytes::{Bytes, BytesMut};
 use futures_util::{SinkExt, StreamExt};
 use guildhall_protocol::{FrameCodec, FrameError, OutFrame};
 use tokio::io::AsyncWriteExt;
-use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::{self, Message};
 use tokio_tungstenite::WebSocketStream;
@@ -41,27 +40,28 @@ pub trait Transport: Send + 'static {
     fn close(&mut self) -> impl Future<Output = ()> + Send;
 }
 
+/// Reads and writes go through the one stream, unsplit: a connection's task
+/// never reads and writes at the same time (it writes between reads), and
+/// the owned halves of a split cost an `Arc` per connection.
 pub struct TcpTransport {
-    reader: FramedRead<OwnedReadHalf, FrameCodec>,
-    writer: OwnedWriteHalf,
+    stream: FramedRead<TcpStream, FrameCodec>,
 }
 
 impl TcpTransport {
     pub fn new(stream: TcpStream, max_frame: usize) -> Self {
-        let (r, w) = stream.into_split();
-        Self { reader: FramedRead::with_capacity(r, FrameCodec::new(max_frame), IDLE_READ_BUFFER), writer: w }
+        Self { stream: FramedRead::with_capacity(stream, FrameCodec::new(max_frame), IDLE_READ_BUFFER) }
     }
 }
 
 impl Transport for TcpTransport {
     async fn recv(&mut self) -> Result<Option<Bytes>, RecvError> {
-        let frame = match self.reader.next().await {
+        let frame = match self.stream.next().await {
             None => return Ok(None),
             Some(Ok(frame)) => frame,
             Some(Err(FrameError::TooLarge { len, max })) => return Err(RecvError::TooLarge { len, max }),
             Some(Err(FrameError::Io(e))) => return Err(RecvError::Io(e)),
         };
-        let buf = self.reader.read_buffer_mut();
+        let buf = self.stream.read_buffer_mut();
         if buf.is_empty() && buf.capacity() > 4 * IDLE_READ_BUFFER {
             *buf = BytesMut::with_capacity(IDLE_READ_BUFFER);
         }
@@ -74,11 +74,11 @@ impl Transport for TcpTransport {
         for e in envelopes {
             e.write_to(&mut buf, true);
         }
-        self.writer.write_all(&buf).await
+        self.stream.get_mut().write_all(&buf).await
     }
 
     async fn close(&mut self) {
-        let _ = self.writer.shutdown().await;
+        let _ = self.stream.get_mut().shutdown().await;
     }
 }
 
