@@ -11,7 +11,7 @@ use std::time::Duration;
 use guildhall_store::Store;
 use tokio::sync::oneshot;
 
-use crate::flusher::Flusher;
+use crate::flusher::{Flusher, Pacing};
 use crate::host::{AnyHost, KindHost, Letter};
 use crate::introspect::{EntityStats, KindStats};
 use crate::{CallError, Clock, Directory, Entity, LocalDirectory, Location, PubSub};
@@ -31,6 +31,10 @@ pub struct RuntimeConfig {
     /// durable writes that arrive meanwhile share the next commit. Zero
     /// commits as soon as the previous commit is done.
     pub commit_interval: Duration,
+    /// Longest a commit of write-behind alone stays off the disk (buffered
+    /// by the OS) before a sync; commits with a durable write always sync.
+    /// Zero syncs every commit.
+    pub sync_interval: Duration,
 }
 
 impl Default for RuntimeConfig {
@@ -41,6 +45,7 @@ impl Default for RuntimeConfig {
             flush_interval: Duration::from_secs(5),
             mailbox_capacity: 64,
             commit_interval: Duration::ZERO,
+            sync_interval: Duration::from_secs(1),
         }
     }
 }
@@ -73,7 +78,8 @@ impl RuntimeBuilder {
 
     /// Starts the flusher task: call inside a tokio runtime.
     pub fn build(self) -> Runtime {
-        let flusher = Flusher::spawn(self.store.clone(), self.config.commit_interval);
+        let pacing = Pacing { commit_interval: self.config.commit_interval, sync_interval: self.config.sync_interval };
+        let flusher = Flusher::spawn(self.store.clone(), pacing);
         Runtime {
             inner: Arc::new(Inner {
                 store: self.store,
@@ -271,9 +277,18 @@ impl Runtime {
         }
     }
 
-    /// Writes every dirty instance now and waits for the writes.
+    /// Writes every dirty instance now and waits until the writes are on disk.
     pub async fn flush_all(&self) {
-        self.flush(u64::MAX).await
+        self.flush(u64::MAX).await;
+        self.sync().await;
+    }
+
+    /// Waits until every write committed so far is on disk (write-behind
+    /// commits are buffered until the next sync; see `RuntimeConfig`).
+    async fn sync(&self) {
+        if let Err(e) = self.inner.flusher.sync().await {
+            tracing::error!(error = %e, "store sync failed");
+        }
     }
 
     async fn flush(&self, dirty_before_ms: u64) {
@@ -297,6 +312,9 @@ impl Runtime {
         for stop in stops {
             stop.await;
         }
+        // An instance that was clean when it stopped wrote nothing more, but
+        // its last write-behind commit may still be buffered.
+        self.sync().await;
     }
 
     /// Registered kinds with their live counts and mailbox depths.

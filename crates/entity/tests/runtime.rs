@@ -67,6 +67,7 @@ fn config() -> RuntimeConfig {
         flush_interval: Duration::from_secs(10),
         mailbox_capacity: 16,
         commit_interval: Duration::ZERO,
+        sync_interval: Duration::from_secs(1),
     }
 }
 

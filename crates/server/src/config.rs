@@ -63,6 +63,11 @@ pub struct Config {
     /// arriving meanwhile share one commit (and one fsync). Adds at most this
     /// much to a durable request under load; 0 commits back to back.
     pub commit_interval_ms: u64,
+    /// Longest a commit of write-behind state alone waits for an fsync, in
+    /// milliseconds: it is handed to the OS at once (a crash of the process
+    /// loses nothing) and synced with the next durable write or after this
+    /// long. 0 syncs every commit.
+    pub sync_interval_ms: u64,
     /// Entities idle this long are passivated.
     pub entity_idle_secs: u64,
     /// How long a request waits for an entity.
@@ -103,6 +108,7 @@ impl Default for Config {
             stream_push_interval_ms: 5_000,
             flush_interval_ms: 2_000,
             commit_interval_ms: 0,
+            sync_interval_ms: 1_000,
             entity_idle_secs: 300,
             call_timeout_ms: 5_000,
             expedition_period_secs: 7 * 24 * 3600,

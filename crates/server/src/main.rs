@@ -82,6 +82,9 @@ struct ServeArgs {
     /// Least time between two store commits, in milliseconds (group commit).
     #[arg(long, env = "GUILDHALL_COMMIT_INTERVAL_MS")]
     commit_interval_ms: Option<u64>,
+    /// Longest a write-behind commit waits for an fsync, in milliseconds (0: every commit syncs).
+    #[arg(long, env = "GUILDHALL_SYNC_INTERVAL_MS")]
+    sync_interval_ms: Option<u64>,
     /// Requests per second allowed per connection.
     #[arg(long, env = "GUILDHALL_RATE_LIMIT_PER_SEC")]
     rate_limit_per_sec: Option<u32>,
@@ -124,6 +127,7 @@ impl ServeArgs {
             resume_window_secs,
             flush_interval_ms,
             commit_interval_ms,
+            sync_interval_ms,
             rate_limit_per_sec,
             expedition_period_secs,
             log_format,

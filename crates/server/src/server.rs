@@ -82,8 +82,10 @@ pub struct Server {
 }
 
 /// Memtable of the fjall store: sealed and flushed to a table at this size.
-/// fjall's 64 MiB default held up to that much of recent writes in RSS.
-const FJALL_MEMTABLE_BYTES: u64 = 8 << 20;
+/// fjall's 64 MiB default held up to that much of recent writes in RSS; at
+/// 8 MiB the memtables (the active one and a sealed one being flushed) were
+/// still 16 MB of an 80 MB heap at 8,000 players (BENCHMARKS.md, round 26).
+const FJALL_MEMTABLE_BYTES: u64 = 4 << 20;
 
 fn open_store(config: &Config) -> Result<Arc<dyn Store>, StartError> {
     let redb_path = config.data_dir.join("guildhall.redb");
@@ -135,6 +137,7 @@ impl Server {
             idle_timeout: Duration::from_secs(config.entity_idle_secs),
             flush_interval: Duration::from_millis(config.flush_interval_ms),
             commit_interval: Duration::from_millis(config.commit_interval_ms),
+            sync_interval: Duration::from_millis(config.sync_interval_ms),
             ..RuntimeConfig::default()
         };
         let runtime = guildhall_game::register(Runtime::builder(store, clock.clone()).config(runtime_config)).build();

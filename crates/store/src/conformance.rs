@@ -25,6 +25,7 @@ pub async fn run_all(store: &dyn Store) {
     check_empty_batch(store).await;
     check_large_value(store).await;
     check_side_writes(store).await;
+    check_buffered_batches(store).await;
 }
 
 fn conflict(expected: Version, actual: Version) -> StoreError {
@@ -321,4 +322,19 @@ pub async fn check_large_value(store: &dyn Store) {
     let got = get(store, key).await.expect("large: record missing");
     assert_eq!(got.version, 2, "large: version after replace");
     assert!(got.value == bigger, "large: replaced value differs");
+}
+
+/// A buffered batch is checked, applied and visible like any other, and
+/// versions carry on across buffered and synced batches alike.
+pub async fn check_buffered_batches(store: &dyn Store) {
+    let (a, b) = (b"conf/buffered/a".as_slice(), b"conf/buffered/b".as_slice());
+    let results = store.write_batch_buffered(vec![put(a, b"a1", 0), put(b, b"b1", 3)]).await.expect("buffered batch");
+    assert_eq!(results, vec![Ok(1), Err(conflict(3, 0))], "buffered: conditions are checked");
+    assert_eq!(get(store, a).await, Some(record(1, b"a1")), "buffered: visible at once");
+    assert_eq!(store.put(a, b"a2".to_vec(), 1).await, Ok(2), "buffered: a synced write follows on");
+    let results = store.write_batch_buffered(vec![put(a, b"a3", 2)]).await.expect("buffered batch");
+    assert_eq!(results, vec![Ok(3)]);
+    store.sync().await.expect("sync");
+    assert_eq!(get(store, a).await, Some(record(3, b"a3")));
+    assert_eq!(store.write_batch_buffered(Vec::new()).await, Ok(Vec::new()), "buffered: empty batch");
 }

@@ -132,7 +132,7 @@ impl Inner {
         }
     }
 
-    fn write_batch(&self, ops: &[WriteOp]) -> Result<Vec<Result<Version, StoreError>>, StoreError> {
+    fn write_batch(&self, ops: &[WriteOp], mode: PersistMode) -> Result<Vec<Result<Version, StoreError>>, StoreError> {
         // A poisoned lock only means another batch panicked before its
         // commit; fjall applied none of that batch, so the store is intact.
         let _guard = self.write_lock.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
@@ -166,10 +166,14 @@ impl Inner {
         }
 
         if pending.is_empty() {
-            // Nothing changed: skip the journal write and its fsync.
+            // Nothing changed: no journal write. A synced batch still syncs,
+            // for the buffered batches before it (see `write_batch_buffered`).
+            if !matches!(mode, PersistMode::Buffer) {
+                self.db.persist(mode).map_err(|e| backend("sync", e))?;
+            }
             return Ok(results);
         }
-        let mut batch = self.db.batch().durability(Some(PersistMode::SyncData));
+        let mut batch = self.db.batch().durability(Some(mode));
         for (key, state) in pending {
             match state {
                 Some((version, value)) => batch.insert(&self.records, key, encode(version, value)),
@@ -199,7 +203,23 @@ impl Store for FjallStore {
         if ops.is_empty() {
             return Ok(Vec::new());
         }
-        self.blocking(move |inner| inner.write_batch(&ops)).await
+        self.blocking(move |inner| inner.write_batch(&ops, PersistMode::SyncData)).await
+    }
+
+    /// Written to the OS's buffers (`PersistMode::Buffer`): a crash of the
+    /// process loses nothing, one of the machine may lose what the next
+    /// `fdatasync` of the journal would have covered. The journal is one
+    /// append-only file at a time and fjall syncs it whole before rotating,
+    /// so a later synced batch covers every earlier buffered one.
+    async fn write_batch_buffered(&self, ops: Vec<WriteOp>) -> Result<Vec<Result<Version, StoreError>>, StoreError> {
+        if ops.is_empty() {
+            return Ok(Vec::new());
+        }
+        self.blocking(move |inner| inner.write_batch(&ops, PersistMode::Buffer)).await
+    }
+
+    async fn sync(&self) -> Result<(), StoreError> {
+        self.blocking(|inner| inner.db.persist(PersistMode::SyncData).map_err(|e| backend("sync", e))).await
     }
 
     async fn scan_prefix(&self, prefix: &[u8]) -> Result<Vec<(Vec<u8>, Record)>, StoreError> {

@@ -106,6 +106,24 @@ pub trait Store: Send + Sync + 'static {
     /// every op of the batch and applies none.
     async fn write_batch(&self, ops: Vec<WriteOp>) -> Result<Vec<Result<Version, StoreError>>, StoreError>;
 
+    /// [`Store::write_batch`] without waiting for the disk: the batch is
+    /// applied and visible when this returns, and reaches the disk with the
+    /// next synced batch or [`Store::sync`], whichever comes first. A crash
+    /// of the machine before then may lose it; it never loses a synced batch,
+    /// and a synced batch makes every batch before it durable too (the
+    /// durable history is always a prefix of the written one). For
+    /// write-behind state, which is already allowed to lag memory. Backends
+    /// that can't defer their sync write through [`Store::write_batch`].
+    async fn write_batch_buffered(&self, ops: Vec<WriteOp>) -> Result<Vec<Result<Version, StoreError>>, StoreError> {
+        self.write_batch(ops).await
+    }
+
+    /// Makes every batch written so far durable (see
+    /// [`Store::write_batch_buffered`]).
+    async fn sync(&self) -> Result<(), StoreError> {
+        Ok(())
+    }
+
     /// Every record whose key starts with `prefix`, in key order.
     async fn scan_prefix(&self, prefix: &[u8]) -> Result<Vec<(Vec<u8>, Record)>, StoreError>;
 

@@ -121,6 +121,26 @@ mod fjall {
         check_survives_reopen(|| FjallStore::open(&path).unwrap()).await;
     }
 
+    /// Buffered batches read back after a reopen, whether a sync or a later
+    /// synced batch carried them to disk.
+    #[tokio::test]
+    async fn fjall_buffered_batches_survive_reopen_once_synced() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("fjall");
+        {
+            let store = FjallStore::open(&path).unwrap();
+            let put = |k: &[u8], v: &[u8], e| guildhall_store::WriteOp::put(k, v.to_vec(), e);
+            assert_eq!(store.write_batch_buffered(vec![put(b"buf/a", b"a1", 0)]).await, Ok(vec![Ok(1)]));
+            store.sync().await.unwrap();
+            assert_eq!(store.write_batch_buffered(vec![put(b"buf/b", b"b1", 0)]).await, Ok(vec![Ok(1)]));
+            assert_eq!(store.put(b"buf/c", b"c1".to_vec(), 0).await, Ok(1));
+        }
+        let store = FjallStore::open(&path).unwrap();
+        assert_eq!(store.get(b"buf/a").await, Ok(Some(Record { version: 1, value: b"a1".to_vec() })));
+        assert_eq!(store.get(b"buf/b").await, Ok(Some(Record { version: 1, value: b"b1".to_vec() })));
+        assert_eq!(store.get(b"buf/c").await, Ok(Some(Record { version: 1, value: b"c1".to_vec() })));
+    }
+
     #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
     async fn fjall_concurrent_puts_one_winner() {
         let dir = tempfile::tempdir().unwrap();
