@@ -46,9 +46,48 @@ pub fn trim() -> bool {
     }
 }
 
+/// What glibc's heap holds (`mallinfo2`, summed over every arena).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HeapStats {
+    /// Bytes in chunks the program is using.
+    pub in_use: usize,
+    /// Bytes the allocator took from the OS for its arenas and large
+    /// chunks. Held minus in use is free space inside the heap: the part
+    /// of RSS that fragmentation costs (less what `trim` gave back).
+    pub held: usize,
+}
+
+/// The heap's current figures, where the allocator reports them.
+pub fn heap_stats() -> Option<HeapStats> {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    {
+        // SAFETY: mallinfo2 reads the allocator's counters under its locks.
+        let info = unsafe { libc::mallinfo2() };
+        Some(HeapStats { in_use: info.uordblks + info.hblkhd, held: info.arena + info.hblkhd })
+    }
+    #[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+    {
+        None
+    }
+}
+
+/// [`trim`], then the heap's figures as gauges (`guildhall_heap_in_use_bytes`,
+/// `guildhall_heap_held_bytes`): what the process's RSS is made of. Walks
+/// every arena: call it from a blocking thread.
+pub fn trim_and_report() {
+    trim();
+    if let Some(stats) = heap_stats() {
+        metrics::gauge!("guildhall_heap_in_use_bytes").set(stats.in_use as f64);
+        metrics::gauge!("guildhall_heap_held_bytes").set(stats.held as f64);
+    }
+}
+
 #[cfg(all(test, target_os = "linux", target_env = "gnu"))]
 mod tests {
     use super::*;
+
+    /// The two tests measure the whole process's heap: one at a time.
+    static ALONE: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
     fn rss_kib() -> u64 {
         let status = std::fs::read_to_string("/proc/self/status").unwrap();
@@ -58,6 +97,7 @@ mod tests {
 
     #[test]
     fn freed_memory_scattered_in_the_heap_goes_back_to_the_os() {
+        let _alone = ALONE.lock().unwrap_or_else(|e| e.into_inner());
         // 3,200 chunks of 40 KiB (under malloc's mmap threshold, so in the
         // arena), touched so that they are resident; every 16th stays
         // alive, so the freed ones are holes, not the top of the heap.
@@ -70,5 +110,16 @@ mod tests {
         // ~117 MiB were freed; most of it must leave the RSS.
         assert!(before.saturating_sub(after) > 60 << 10, "RSS {before} KiB -> {after} KiB");
         assert!(kept.iter().all(|c| c.len() == 40 << 10 && c[0] != 0), "live chunks untouched");
+    }
+
+    #[test]
+    fn heap_stats_count_what_the_program_holds() {
+        let _alone = ALONE.lock().unwrap_or_else(|e| e.into_inner());
+        let before = heap_stats().expect("glibc reports its heap");
+        let block: Vec<u8> = vec![7; 8 << 20];
+        let during = heap_stats().unwrap();
+        assert!(during.in_use >= before.in_use + (8 << 20), "{before:?} -> {during:?}");
+        assert!(during.held >= during.in_use, "{during:?}");
+        assert_eq!(block[4 << 20], 7);
     }
 }

@@ -207,7 +207,7 @@ impl Server {
                     if ticks.is_multiple_of(crate::alloc::TRIM_EVERY_SECS) {
                         // On a blocking thread: the walk over the arenas
                         // must not hold a worker.
-                        tokio::task::spawn_blocking(crate::alloc::trim);
+                        tokio::task::spawn_blocking(crate::alloc::trim_and_report);
                     }
                 }
             }));
@@ -259,6 +259,7 @@ impl Server {
     pub async fn shutdown(self) {
         tracing::info!("graceful stop: closing connections and flushing state");
         let _ = self.shutdown_tx.send(true);
+        self.shared.stopping.notify_waiters();
         // Connections close within a second or so; wait for them (bounded).
         let all = self.shared.config.max_connections as u32;
         let _ = tokio::time::timeout(Duration::from_secs(10), self.conn_cap.acquire_many(all)).await;
@@ -338,10 +339,12 @@ where
 
 async fn accept_tcp(shared: Arc<Shared>, listener: TcpListener, cap: Arc<Semaphore>) {
     accept_loop(shared, listener, cap, |shared, stream, permit| async move {
-        let transport = TcpTransport::new(stream, shared.config.max_frame);
+        // The transport is made inside each call: as a local it took a
+        // second place in this task's future beside the one in `serve`.
+        let max_frame = shared.config.max_frame;
         match permit {
-            Ok(permit) => conn::serve(shared, transport, permit).await,
-            Err(_) => refuse(transport).await,
+            Ok(permit) => conn::serve(shared, TcpTransport::new(stream, max_frame), permit).await,
+            Err(_) => refuse(TcpTransport::new(stream, max_frame)).await,
         }
     })
     .await
