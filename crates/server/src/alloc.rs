@@ -11,6 +11,11 @@
 /// Seconds between two trims.
 pub const TRIM_EVERY_SECS: u64 = 10;
 
+/// Trims between two readings of the heap's figures: `mallinfo2` walks the
+/// free chunks of every arena holding its lock, as the trim does, so it
+/// runs at a fraction of the trims' rate.
+pub const REPORT_EVERY_TRIMS: u64 = 3;
+
 /// Arenas glibc may create. By default it makes one per thread up to eight
 /// per core, and memory freed by another thread stays in its arena: at
 /// 19,500 players the two workers' arenas sat at 64 MiB each while those of
@@ -71,11 +76,10 @@ pub fn heap_stats() -> Option<HeapStats> {
     }
 }
 
-/// [`trim`], then the heap's figures as gauges (`guildhall_heap_in_use_bytes`,
+/// The heap's figures as gauges (`guildhall_heap_in_use_bytes`,
 /// `guildhall_heap_held_bytes`): what the process's RSS is made of. Walks
 /// every arena: call it from a blocking thread.
-pub fn trim_and_report() {
-    trim();
+pub fn report() {
     if let Some(stats) = heap_stats() {
         metrics::gauge!("guildhall_heap_in_use_bytes").set(stats.in_use as f64);
         metrics::gauge!("guildhall_heap_held_bytes").set(stats.held as f64);

@@ -76,13 +76,8 @@ impl Conn {
     async fn run<T: Transport>(&mut self, t: &mut T) -> Exit {
         let heartbeat = Duration::from_secs(self.shared.config.heartbeat_secs.max(1));
         let idle_timeout = Duration::from_secs(self.shared.config.idle_timeout_secs.max(1));
-        // Registered before the flag is read: a stop that begins in between
-        // still wakes this connection.
-        let shared = Arc::clone(&self.shared);
-        let stopping = shared.stopping.notified();
-        tokio::pin!(stopping);
-        stopping.as_mut().enable();
-        if *shared.shutdown.borrow() {
+        let mut shutdown = self.shared.shutdown.clone();
+        if *shutdown.borrow_and_update() {
             return Exit::Close(Status::ShuttingDown, "server is shutting down".into());
         }
         let mut last_heard = Instant::now();
@@ -103,10 +98,7 @@ impl Conn {
             };
             tokio::select! {
                 biased;
-                // One wait for the whole connection: made anew on every
-                // loop, it took the lock of a waiter list that every
-                // connection shares, twice per wake-up.
-                _ = &mut stopping => {
+                _ = shutdown.changed() => {
                     return Exit::Close(Status::ShuttingDown, "server is shutting down".into());
                 }
                 frame = t.recv() => match frame {

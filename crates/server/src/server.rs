@@ -207,7 +207,14 @@ impl Server {
                     if ticks.is_multiple_of(crate::alloc::TRIM_EVERY_SECS) {
                         // On a blocking thread: the walk over the arenas
                         // must not hold a worker.
-                        tokio::task::spawn_blocking(crate::alloc::trim_and_report);
+                        let report =
+                            (ticks / crate::alloc::TRIM_EVERY_SECS).is_multiple_of(crate::alloc::REPORT_EVERY_TRIMS);
+                        tokio::task::spawn_blocking(move || {
+                            crate::alloc::trim();
+                            if report {
+                                crate::alloc::report();
+                            }
+                        });
                     }
                 }
             }));
@@ -259,7 +266,6 @@ impl Server {
     pub async fn shutdown(self) {
         tracing::info!("graceful stop: closing connections and flushing state");
         let _ = self.shutdown_tx.send(true);
-        self.shared.stopping.notify_waiters();
         // Connections close within a second or so; wait for them (bounded).
         let all = self.shared.config.max_connections as u32;
         let _ = tokio::time::timeout(Duration::from_secs(10), self.conn_cap.acquire_many(all)).await;

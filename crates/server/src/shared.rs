@@ -4,7 +4,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use guildhall_entity::{Clock, Runtime};
-use tokio::sync::{watch, Notify};
+use tokio::sync::watch;
 
 use crate::auth::TokenSigner;
 use crate::session::Sessions;
@@ -18,10 +18,6 @@ pub struct Shared {
     pub clock: Arc<dyn Clock>,
     /// Flips to true when the server begins a graceful stop.
     pub shutdown: watch::Receiver<bool>,
-    /// Notified (`notify_waiters`) right after `shutdown` flips: what a
-    /// connection waits on. A `Notified` is about half the size of a watch's
-    /// `changed()` future, and every connection's task carries one.
-    pub stopping: Notify,
     /// Open client connections; a watch so that a caller can wait for a
     /// count (tests, graceful stop) instead of polling.
     pub connections: watch::Sender<usize>,
@@ -46,7 +42,6 @@ impl Shared {
             signer,
             clock,
             shutdown,
-            stopping: Notify::new(),
             connections: watch::channel(0).0,
             lag_max_us: AtomicU64::new(0),
             next_conn_id: AtomicU64::new(1),
