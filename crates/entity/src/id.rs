@@ -1,19 +1,22 @@
+use std::borrow::Cow;
 use std::fmt;
 use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
 /// The address of an entity: its kind (e.g. "player") and its key within that
-/// kind. The key is an `Arc<str>` because ids are cloned into every mailbox,
-/// subscription and log line.
+/// kind. The key is an `Arc<str>` and the kind a borrowed `&'static str`
+/// where it can be (every kind's name is a constant) because ids are cloned
+/// into every call's context, mailbox, subscription and log line: as a
+/// `String` the kind cost an allocation per call.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct EntityId {
-    pub kind: String,
+    pub kind: Cow<'static, str>,
     pub key: Arc<str>,
 }
 
 impl EntityId {
-    pub fn new(kind: impl Into<String>, key: impl Into<Arc<str>>) -> Self {
+    pub fn new(kind: impl Into<Cow<'static, str>>, key: impl Into<Arc<str>>) -> Self {
         Self { kind: kind.into(), key: key.into() }
     }
 

@@ -4,6 +4,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use futures_util::future::Either;
 use guildhall_entity::{Clock, Runtime, RuntimeConfig, SystemClock};
 use guildhall_protocol::pb::{self, envelope::Kind};
 use guildhall_protocol::{OutFrame, Status};
@@ -344,13 +345,13 @@ where
 }
 
 async fn accept_tcp(shared: Arc<Shared>, listener: TcpListener, cap: Arc<Semaphore>) {
-    accept_loop(shared, listener, cap, |shared, stream, permit| async move {
-        // The transport is made inside each call: as a local it took a
-        // second place in this task's future beside the one in `serve`.
-        let max_frame = shared.config.max_frame;
+    // The task is `serve`'s future itself, not an async block around it
+    // that would keep the stream, the permit and the transport a second time.
+    accept_loop(shared, listener, cap, |shared, stream, permit| {
+        let transport = TcpTransport::new(stream, shared.config.max_frame);
         match permit {
-            Ok(permit) => conn::serve(shared, TcpTransport::new(stream, max_frame), permit).await,
-            Err(_) => refuse(TcpTransport::new(stream, max_frame)).await,
+            Ok(permit) => Either::Left(conn::serve(shared, transport, permit)),
+            Err(_) => Either::Right(refuse(transport)),
         }
     })
     .await
