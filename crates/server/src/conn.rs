@@ -50,6 +50,7 @@ struct Conn {
 /// A function returning an `async move` block, not an `async fn`: an
 /// `async fn` keeps its arguments twice in its future (as captured and as
 /// locals), 104 bytes here, in every connection's task (`-Zprint-type-sizes`).
+#[allow(clippy::manual_async_fn)] // deliberately not an `async fn`: see above
 pub fn serve<T: Transport>(
     shared: Arc<Shared>,
     mut transport: T,
