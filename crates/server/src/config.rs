@@ -90,7 +90,7 @@ impl Default for Config {
         Self {
             data_dir: PathBuf::from("guildhall-data"),
             store: "fjall".into(),
-            store_cache_mib: 4,
+            store_cache_mib: 2,
             listen: "127.0.0.1:7350".into(),
             ws_listen: "127.0.0.1:7351".into(),
             admin_listen: "127.0.0.1:7352".into(),

@@ -270,13 +270,12 @@ impl Conn {
                         session.emit_response(req.id, &answer);
                     }
                     Begin::InProgress => {}
-                    Begin::Delivered => self.reply(
-                        req.id,
-                        Answer::err(Status::DuplicateRequest, "request already answered, and the answer acknowledged"),
-                    ),
                     Begin::TooOld => self.reply(
                         req.id,
-                        Answer::err(Status::DuplicateRequest, "request id is older than the remembered window"),
+                        Answer::err(
+                            Status::DuplicateRequest,
+                            "request id already answered and acknowledged, or older than the remembered window",
+                        ),
                     ),
                 }
             }

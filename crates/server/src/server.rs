@@ -85,8 +85,9 @@ pub struct Server {
 /// Memtable of the fjall store: sealed and flushed to a table at this size.
 /// fjall's 64 MiB default held up to that much of recent writes in RSS; at
 /// 8 MiB the memtables (the active one and a sealed one being flushed) were
-/// still 16 MB of an 80 MB heap at 8,000 players (BENCHMARKS.md, round 26).
-const FJALL_MEMTABLE_BYTES: u64 = 4 << 20;
+/// still 16 MB of an 80 MB heap at 8,000 players, and at 4 MiB 8 MB of a
+/// 62 MB one (BENCHMARKS.md, rounds 26 and 29).
+const FJALL_MEMTABLE_BYTES: u64 = 2 << 20;
 
 fn open_store(config: &Config) -> Result<Arc<dyn Store>, StartError> {
     let redb_path = config.data_dir.join("guildhall.redb");

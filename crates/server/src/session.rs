@@ -68,9 +68,8 @@ pub enum Begin {
     /// Seen and still running (on a connection that dropped): its answer
     /// will be sent when it finishes.
     InProgress,
-    /// Seen, answered, and the client acknowledged the answer: it has it.
-    Delivered,
-    /// Older than the remembered window: cannot tell whether it ran.
+    /// Not remembered: answered and acknowledged (the client has the
+    /// answer), or older than the remembered window. Never runs again.
     TooOld,
 }
 
@@ -103,12 +102,15 @@ enum Outcome {
         answer: Arc<Answer>,
         seq: u64,
     },
-    /// The client acknowledged the response: the answer itself is dropped.
-    /// Under load a session remembers its last few results for tens of
-    /// seconds, and whole answers (a battle's carries the player's cards)
-    /// were a few KiB of every connected player's RSS.
-    Delivered,
 }
+
+/// Places for results a session keeps after acknowledgements emptied them.
+/// An acknowledged result is forgotten, not kept as a marker: the client
+/// has its answer, and a re-sent id at or below the highest seen is refused
+/// all the same (`Begin::TooOld`). A session then holds the one or two
+/// results in flight, not the last eight (256 bytes of every session's heap
+/// in a profile).
+const RESULTS_KEPT: usize = 4;
 
 /// The client has everything up to `acked`: forget what it can no longer ask
 /// for again.
@@ -126,10 +128,9 @@ fn forget_acknowledged(st: &mut State) {
     if st.outbox.capacity() > OUTBOX_KEPT && st.outbox.len() <= OUTBOX_KEPT / 2 {
         st.outbox.shrink_to(OUTBOX_KEPT);
     }
-    for (_, outcome) in st.results.iter_mut() {
-        if matches!(outcome, Outcome::Done { seq, .. } if *seq <= acked) {
-            *outcome = Outcome::Delivered;
-        }
+    st.results.retain(|(_, outcome)| !matches!(outcome, Outcome::Done { seq, .. } if *seq <= acked));
+    if st.results.capacity() > RESULTS_KEPT && st.results.len() <= RESULTS_KEPT / 2 {
+        st.results.shrink_to(RESULTS_KEPT);
     }
 }
 
@@ -265,7 +266,6 @@ impl Session {
             return match outcome {
                 Outcome::Running => Begin::InProgress,
                 Outcome::Done { answer, .. } => Begin::Replay(answer.clone()),
-                Outcome::Delivered => Begin::Delivered,
             };
         }
         if id <= st.highest_request {
@@ -288,12 +288,13 @@ impl Session {
         let seq = self.emit_response(id, &answer);
         let mut st = self.lock();
         let acked = st.acked;
-        if let Some((_, outcome)) = st.results.iter_mut().find(|(rid, _)| *rid == id) {
-            *outcome = if seq != 0 && seq <= acked {
-                Outcome::Delivered
+        if let Some(i) = st.results.iter().position(|(rid, _)| *rid == id) {
+            if seq != 0 && seq <= acked {
+                // Acknowledged already (a resume reported it): nothing to keep.
+                st.results.remove(i);
             } else {
-                Outcome::Done { answer: Arc::new(answer), seq }
-            };
+                st.results[i].1 = Outcome::Done { answer: Arc::new(answer), seq };
+            }
         }
         seq
     }
@@ -726,11 +727,27 @@ mod tests {
         assert_eq!(s.begin_request(2), Begin::Execute);
         let seq2 = s.finish_request(2, Answer::ok(Bytes::from_static(b"second")));
         s.ack(seq);
-        assert_eq!(s.begin_request(1), Begin::Delivered, "the client has it: not kept, not run again");
+        assert_eq!(s.begin_request(1), Begin::TooOld, "the client has it: not kept, not run again");
         assert_eq!(s.begin_request(2), Begin::Replay(Arc::new(Answer::ok(Bytes::from_static(b"second")))));
         // A resume that reports the second as seen acknowledges it too.
         s.attach(11, seq2).unwrap();
-        assert_eq!(s.begin_request(2), Begin::Delivered);
+        assert_eq!(s.begin_request(2), Begin::TooOld);
+    }
+
+    #[test]
+    fn acknowledged_results_give_their_places_back() {
+        let s = Session::new(1, "p".into(), SessionLimits { remembered_results: 8, ..limits() });
+        s.attach(10, 0).unwrap();
+        let mut last = 0;
+        for id in 1..=8 {
+            assert_eq!(s.begin_request(id), Begin::Execute);
+            last = s.finish_request(id, Answer::ok(Bytes::from_static(b"x")));
+        }
+        assert!(s.lock().results.capacity() >= 8);
+        s.ack(last);
+        let st = s.lock();
+        assert!(st.results.is_empty(), "every answer acknowledged: nothing to remember");
+        assert!(st.results.capacity() <= RESULTS_KEPT, "capacity {}", st.results.capacity());
     }
 
     fn runtime() -> Runtime {
