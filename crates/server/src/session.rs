@@ -109,14 +109,16 @@ enum Outcome {
 /// has its answer, and a re-sent id at or below the highest seen is refused
 /// all the same (`Begin::TooOld`). A session then holds the one or two
 /// results in flight, not the last eight (256 bytes of every session's heap
-/// in a profile).
-const RESULTS_KEPT: usize = 4;
+/// in a profile). Acks ride on requests, so when the next request comes its
+/// ack has emptied the results first: one place is in use, rarely two.
+const RESULTS_KEPT: usize = 2;
+
+/// Replay-buffer places a session keeps after a burst is acknowledged: its
+/// response and a push or two between acks.
+const OUTBOX_KEPT: usize = 2;
 
 /// The client has everything up to `acked`: forget what it can no longer ask
 /// for again.
-/// Replay-buffer places a session keeps after a burst is acknowledged.
-const OUTBOX_KEPT: usize = 4;
-
 fn forget_acknowledged(st: &mut State) {
     let acked = st.acked;
     while st.outbox.front().is_some_and(|f| f.seq() <= acked) {
