@@ -21,6 +21,10 @@ pub struct Config {
     /// Live entities are in memory, so the cache serves only activations;
     /// the OS page cache (outside the RSS) holds the file as well.
     pub store_cache_mib: usize,
+    /// Memtable of the fjall store, MiB: sealed and flushed to a table at
+    /// this size. The active memtable and a sealed one being flushed are
+    /// both in the RSS; smaller means more flushes and compactions.
+    pub store_memtable_mib: usize,
     /// TCP listener for clients (length-prefixed protobuf frames).
     pub listen: String,
     /// WebSocket listener for clients (binary messages); empty to disable.
@@ -91,6 +95,7 @@ impl Default for Config {
             data_dir: PathBuf::from("guildhall-data"),
             store: "fjall".into(),
             store_cache_mib: 2,
+            store_memtable_mib: 2,
             listen: "127.0.0.1:7350".into(),
             ws_listen: "127.0.0.1:7351".into(),
             admin_listen: "127.0.0.1:7352".into(),

@@ -58,6 +58,9 @@ struct ServeArgs {
     /// Cache of the embedded store, MiB.
     #[arg(long, env = "GUILDHALL_STORE_CACHE_MIB")]
     store_cache_mib: Option<usize>,
+    /// Memtable of the fjall store, MiB.
+    #[arg(long, env = "GUILDHALL_STORE_MEMTABLE_MIB")]
+    store_memtable_mib: Option<usize>,
     /// TCP client listener address.
     #[arg(long, env = "GUILDHALL_LISTEN")]
     listen: Option<String>,
@@ -119,6 +122,7 @@ impl ServeArgs {
             data_dir,
             store,
             store_cache_mib,
+            store_memtable_mib,
             listen,
             ws_listen,
             admin_listen,

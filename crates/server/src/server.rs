@@ -82,13 +82,6 @@ pub struct Server {
     admin_addr: Option<SocketAddr>,
 }
 
-/// Memtable of the fjall store: sealed and flushed to a table at this size.
-/// fjall's 64 MiB default held up to that much of recent writes in RSS; at
-/// 8 MiB the memtables (the active one and a sealed one being flushed) were
-/// still 16 MB of an 80 MB heap at 8,000 players, and at 4 MiB 8 MB of a
-/// 62 MB one (BENCHMARKS.md, rounds 26 and 29).
-const FJALL_MEMTABLE_BYTES: u64 = 2 << 20;
-
 fn open_store(config: &Config) -> Result<Arc<dyn Store>, StartError> {
     let redb_path = config.data_dir.join("guildhall.redb");
     let fjall_path = config.data_dir.join("fjall");
@@ -107,7 +100,11 @@ fn open_store(config: &Config) -> Result<Arc<dyn Store>, StartError> {
                 // The cache setting bounds the block cache; reads also hit
                 // the OS page cache, which is outside the process's RSS.
                 cache_bytes: (config.store_cache_mib.max(1) << 20) as u64,
-                memtable_bytes: FJALL_MEMTABLE_BYTES,
+                // fjall's 64 MiB default held up to that much of recent
+                // writes in RSS; at 8 MiB the memtables (the active one and
+                // a sealed one being flushed) were still 16 MB of an 80 MB
+                // heap at 8,000 players (BENCHMARKS.md, round 26).
+                memtable_bytes: (config.store_memtable_mib.max(1) << 20) as u64,
             };
             Ok(Arc::new(FjallStore::open_with(&fjall_path, memory).map_err(store_error)?))
         }
