@@ -206,6 +206,9 @@ async fn a_graceful_stop_and_restart_loses_nothing() {
     let mut events = first.events();
     ts.server.shutdown().await;
     let ev = next_event(&mut events, |e| matches!(e, ClientEvent::CloseReceived(..))).await;
+    // The connection's own stop, not the end of the sessions after the
+    // drain ("server stopped"), which is all a connection deaf to the stop
+    // signal would get.
     assert_eq!(ev, ClientEvent::CloseReceived(Status::ShuttingDown, "server is shutting down".into()));
 
     let ts = start_on(config, store, clock).await;
