@@ -181,7 +181,8 @@ pub struct DonationOutcome {
     pub reward_gold: u64,
     /// The request after this donation (possibly closed: `received == wanted`).
     pub request: HelpRequest,
-    /// The donor's profile after the reward.
+    /// The donor's profile after the reward; `None` in a remembered outcome
+    /// (the caller reads the profile then).
     pub donor: Option<PlayerView>,
 }
 
@@ -814,7 +815,11 @@ impl Guild {
             request: self.request_view(&d),
             donor: donor_view,
         });
-        self.outcomes.insert(n, outcome.clone());
+        // Remembered without the donor's profile: a whole card collection
+        // in each of 64 outcomes a guild keeps made the outcomes most of a
+        // long run's heap growth (issue 4, "Long runs" in BENCHMARKS.md). A
+        // late caller reads the donor's profile as it is now.
+        self.outcomes.insert(n, outcome.clone().map(|o| DonationOutcome { donor: None, ..o }));
         while self.outcomes.len() > REMEMBERED_OUTCOMES {
             self.outcomes.pop_first();
         }

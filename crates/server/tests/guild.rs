@@ -488,6 +488,17 @@ async fn a_donation_interrupted_by_a_restart_completes_without_losing_cards() {
     ts.clock.advance(Duration::from_secs(60));
     ts.server.maintain().await;
     assert_eq!(me(&b).await.gold, before_b.gold + 30);
+
+    // A late ContinueDonation gets the remembered outcome, kept without the
+    // donor's profile (a whole card collection per outcome grew the heap).
+    let late = ts.server.runtime().call::<Guild>(&id, GuildMsg::ContinueDonation { n }).await.unwrap();
+    match late {
+        Ok(GuildReply::Donated(d)) => {
+            assert_eq!((d.donated, d.reward_gold), (3, 30));
+            assert!(d.donor.is_none(), "remembered without the donor's profile");
+        }
+        other => panic!("{other:?}"),
+    }
 }
 
 #[tokio::test]

@@ -161,13 +161,20 @@ pub async fn run(rt: &Runtime, player_id: &str, m: &str, payload: &[u8]) -> Resu
             // The intent is durable: from here on, if this request fails or
             // dies, the guild's tick finishes the donation.
             match call_guild(rt, &id, GuildMsg::ContinueDonation { n }).await? {
-                GuildReply::Donated(d) => pb::GuildHelpDonateResponse {
-                    donated: d.donated,
-                    reward_gold: d.reward_gold,
-                    request: Some(help_pb(&d.request)),
-                    player: d.donor.as_ref().map(player_pb),
+                GuildReply::Donated(d) => {
+                    // A remembered outcome has no profile: read it now.
+                    let donor = match d.donor {
+                        Some(p) => p,
+                        None => profile(rt, player_id).await?,
+                    };
+                    pb::GuildHelpDonateResponse {
+                        donated: d.donated,
+                        reward_gold: d.reward_gold,
+                        request: Some(help_pb(&d.request)),
+                        player: Some(player_pb(&donor)),
+                    }
+                    .encode_to_vec()
                 }
-                .encode_to_vec(),
                 other => return Err(unexpected(other)),
             }
         }
