@@ -281,6 +281,20 @@ async fn load<E: Entity>(rt: &Runtime, key: &str, storage_key: &[u8]) -> Result<
     Ok((state, version))
 }
 
+/// [`load`] as a boxed [`Instance`], ready for its task.
+async fn load_instance<E: Entity>(rt: &Runtime, id: &EntityId) -> Result<Box<Instance<E>>, CallError> {
+    let storage_key = id.storage_key();
+    let (state, version) = load::<E>(rt, &id.key, &storage_key).await?;
+    Ok(Box::new(Instance {
+        state,
+        version,
+        dirty: version == 0,
+        storage_key,
+        parts: Default::default(),
+        inflight: None,
+    }))
+}
+
 /// The state of one instance as its task sees it.
 struct Instance<E: Entity> {
     state: E,
@@ -567,23 +581,13 @@ fn run_entity<E: Entity>(
     mut rx: mailbox::Receiver<Box<Letter<E>>>,
 ) -> impl std::future::Future<Output = ()> + Send {
     async move {
-        // The key lives in `id` only, and the storage key only in the instance:
-        // every local kept across an await is a place in this task's future.
-        // The instance is boxed: inline, it and the load's result (moved into
-        // it) each took their own place in this task's future for as long as
-        // the task lives (a player's task future was 984 bytes, 312 of them the
-        // instance and 248 the result; `-Zprint-type-sizes`). The result is
-        // consumed before any await, so it takes no place at all.
-        let mut inst = match Box::pin(load::<E>(&rt, &id.key, &id.storage_key())).await.map(|(state, version)| {
-            Box::new(Instance {
-                state,
-                version,
-                dirty: version == 0,
-                storage_key: id.storage_key(),
-                parts: Default::default(),
-                inflight: None,
-            })
-        }) {
+        // The key lives in `id` only: every local kept across an await is a
+        // place in this task's future. The instance is boxed: inline, it and
+        // the load's result (moved into it) each took their own place in this
+        // task's future for as long as the task lives (a player's task future
+        // was 984 bytes, 312 of them the instance and 248 the result;
+        // `-Zprint-type-sizes`).
+        let mut inst = match Box::pin(load_instance::<E>(&rt, &id)).await {
             Ok(inst) => inst,
             Err(e) => {
                 tracing::error!(entity = %id, error = %e, "activation failed");

@@ -112,6 +112,18 @@ impl FjallStore {
         Ok(Self { inner: Arc::new(Inner { db, records, write_lock: Mutex::new(()) }) })
     }
 
+    /// One batch, persisted as `mode` says; an empty batch touches nothing.
+    async fn write(
+        &self,
+        ops: Vec<WriteOp>,
+        mode: PersistMode,
+    ) -> Result<Vec<Result<Version, StoreError>>, StoreError> {
+        if ops.is_empty() {
+            return Ok(Vec::new());
+        }
+        self.blocking(move |inner| inner.write_batch(&ops, mode)).await
+    }
+
     async fn blocking<T, F>(&self, work: F) -> Result<T, StoreError>
     where
         T: Send + 'static,
@@ -200,10 +212,7 @@ impl Store for FjallStore {
     }
 
     async fn write_batch(&self, ops: Vec<WriteOp>) -> Result<Vec<Result<Version, StoreError>>, StoreError> {
-        if ops.is_empty() {
-            return Ok(Vec::new());
-        }
-        self.blocking(move |inner| inner.write_batch(&ops, PersistMode::SyncData)).await
+        self.write(ops, PersistMode::SyncData).await
     }
 
     /// Written to the OS's buffers (`PersistMode::Buffer`): a crash of the
@@ -212,10 +221,7 @@ impl Store for FjallStore {
     /// append-only file at a time and fjall syncs it whole before rotating,
     /// so a later synced batch covers every earlier buffered one.
     async fn write_batch_buffered(&self, ops: Vec<WriteOp>) -> Result<Vec<Result<Version, StoreError>>, StoreError> {
-        if ops.is_empty() {
-            return Ok(Vec::new());
-        }
-        self.blocking(move |inner| inner.write_batch(&ops, PersistMode::Buffer)).await
+        self.write(ops, PersistMode::Buffer).await
     }
 
     async fn sync(&self) -> Result<(), StoreError> {
