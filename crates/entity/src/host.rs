@@ -345,7 +345,12 @@ impl<E: Entity> Instance<E> {
             .iter()
             .map(|(name, value)| SideWrite { key: part_key(&self.storage_key, name), value: value.clone() })
             .collect();
-        Ok(WriteOp::Put { key: self.storage_key.clone(), value, expected: self.version, side })
+        let op = WriteOp::Put { key: self.storage_key.clone(), value, expected: self.version, side };
+        // Per kind, to tell which entities make the store's write volume (an
+        // LSM store rewrites it in compaction: BENCHMARKS.md, "Long runs").
+        metrics::counter!("guildhall_entity_written_bytes_total", "kind" => E::KIND)
+            .increment(op.payload_bytes() as u64);
+        Ok(op)
     }
 
     fn mark_clean(&mut self, slot: &Slot<E>) {

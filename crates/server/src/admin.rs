@@ -61,7 +61,12 @@ async fn healthz(State(shared): State<Arc<Shared>>) -> Response {
     }
 }
 
-async fn metrics_text() -> String {
+async fn metrics_text(State(shared): State<Arc<Shared>>) -> String {
+    // The store's own gauges are read at the scrape: they are counters the
+    // engine keeps anyway, so there is nothing to poll between scrapes.
+    for (name, value) in shared.runtime.store().stats() {
+        metrics::gauge!(name).set(value);
+    }
     prometheus().render()
 }
 

@@ -241,4 +241,18 @@ impl Store for FjallStore {
         })
         .await
     }
+
+    fn stats(&self) -> Vec<(&'static str, f64)> {
+        let db = &self.inner.db;
+        let records = &self.inner.records;
+        vec![
+            ("guildhall_store_compaction_seconds_total", db.time_compacting().as_secs_f64()),
+            ("guildhall_store_compactions_total", db.compactions_completed() as f64),
+            ("guildhall_store_write_buffer_bytes", db.write_buffer_size() as f64),
+            ("guildhall_store_outstanding_flushes", db.outstanding_flushes() as f64),
+            ("guildhall_store_tables", records.table_count() as f64),
+            ("guildhall_store_l0_tables", records.l0_table_count() as f64),
+            ("guildhall_store_disk_bytes", records.disk_space() as f64),
+        ]
+    }
 }

@@ -74,6 +74,20 @@ impl WriteOp {
             WriteOp::Put { key, .. } | WriteOp::Delete { key, .. } => key,
         }
     }
+
+    /// Bytes of keys and values the op hands to the store, side writes
+    /// included: what the write volume (and an LSM backend's compaction,
+    /// which rewrites it) is measured in.
+    pub fn payload_bytes(&self) -> usize {
+        match self {
+            WriteOp::Put { key, value, side, .. } => {
+                key.len()
+                    + value.len()
+                    + side.iter().map(|s| s.key.len() + s.value.as_ref().map_or(0, Vec::len)).sum::<usize>()
+            }
+            WriteOp::Delete { key, .. } => key.len(),
+        }
+    }
 }
 
 /// Why a store operation failed.
@@ -127,6 +141,14 @@ pub trait Store: Send + Sync + 'static {
     /// Every record whose key starts with `prefix`, in key order.
     async fn scan_prefix(&self, prefix: &[u8]) -> Result<Vec<(Vec<u8>, Record)>, StoreError>;
 
+    /// The backend's own figures, as (metric name, value) gauges an operator
+    /// reads next to the server's: for an LSM engine, its compaction time
+    /// and table counts, which tell whether it keeps up with the writes.
+    /// Cheap (no disk access); empty for backends with nothing to say.
+    fn stats(&self) -> Vec<(&'static str, f64)> {
+        Vec::new()
+    }
+
     /// Conditional single put; see [`WriteOp::Put`].
     async fn put(&self, key: &[u8], value: Vec<u8>, expected: Version) -> Result<Version, StoreError> {
         let op = WriteOp::put(key, value, expected);
@@ -169,3 +191,19 @@ pub(crate) fn check_op(op: &WriteOp, current: Version) -> Result<Version, StoreE
 
 /// Shared conformance checks: every backend's tests call [`conformance::run_all`].
 pub mod conformance;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn payload_bytes_count_keys_values_and_side_writes() {
+        let side = vec![
+            SideWrite { key: b"k\0p1".to_vec(), value: Some(vec![0; 10]) },
+            SideWrite { key: b"k\0p2".to_vec(), value: None },
+        ];
+        let put = WriteOp::Put { key: b"k".to_vec(), value: vec![0; 100], expected: 3, side };
+        assert_eq!(put.payload_bytes(), 1 + 100 + (4 + 10) + 4);
+        assert_eq!(WriteOp::Delete { key: b"abc".to_vec(), expected: 1 }.payload_bytes(), 3);
+    }
+}

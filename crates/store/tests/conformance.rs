@@ -141,6 +141,24 @@ mod fjall {
         assert_eq!(store.get(b"buf/c").await, Ok(Some(Record { version: 1, value: b"c1".to_vec() })));
     }
 
+    /// The engine's gauges are there for operators, and move with writes.
+    #[tokio::test]
+    async fn fjall_reports_its_engine_figures() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = FjallStore::open(dir.path().join("fjall")).unwrap();
+        let stat = |name: &str| {
+            let stats = store.stats();
+            stats.iter().find(|(n, _)| *n == name).map(|(_, v)| *v).unwrap_or_else(|| panic!("{name} in {stats:?}"))
+        };
+        let before = stat("guildhall_store_write_buffer_bytes");
+        store.put(b"stats/a", vec![7; 1000], 0).await.unwrap();
+        assert!(stat("guildhall_store_write_buffer_bytes") >= before + 1000.0, "the memtable holds the write");
+        for name in ["guildhall_store_compaction_seconds_total", "guildhall_store_tables", "guildhall_store_l0_tables"]
+        {
+            assert!(stat(name) >= 0.0);
+        }
+    }
+
     #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
     async fn fjall_concurrent_puts_one_winner() {
         let dir = tempfile::tempdir().unwrap();
