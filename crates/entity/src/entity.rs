@@ -20,6 +20,15 @@ pub trait Entity: Serialize + DeserializeOwned + Send + 'static {
     /// The state of an entity that has never been stored.
     fn create(key: &str, now_ms: u64) -> Self;
 
+    /// Least time a change waits in memory before the periodic flush writes
+    /// it; the runtime's flush interval when that is longer. For a kind whose
+    /// state is large, changes all the time, and holds nothing whose loss in
+    /// a crash would cost a player value (the expedition hub's live points):
+    /// written every flush interval, such a state can be most of what the
+    /// store writes. Durable writes, passivation and shutdown still write at
+    /// once.
+    const WRITE_BEHIND_MS: u64 = 0;
+
     /// Whether this kind keeps parts (see [`Entity::take_part_changes`]): the
     /// runtime then reads them back on activation.
     const HAS_PARTS: bool = false;

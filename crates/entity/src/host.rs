@@ -138,9 +138,10 @@ pub(crate) trait AnyHost: Send + Sync + 'static {
     fn as_any(self: Arc<Self>) -> Arc<dyn Any + Send + Sync>;
     fn stats(&self) -> KindStats;
     fn entities(&self, now_ms: u64) -> Vec<EntityStats>;
-    /// Asks every instance dirty since `dirty_before_ms` or earlier to write
-    /// its state (`u64::MAX`: every dirty one); the receivers fire when done.
-    fn request_flush(&self, dirty_before_ms: u64) -> Vec<oneshot::Receiver<()>>;
+    /// Asks every instance dirty for `interval_ms` at `now_ms` (or for the
+    /// kind's [`Entity::WRITE_BEHIND_MS`], if longer) to write its state
+    /// (`now_ms = u64::MAX`: every dirty one); the receivers fire when done.
+    fn request_flush(&self, now_ms: u64, interval_ms: u64) -> Vec<oneshot::Receiver<()>>;
     /// Asks every instance idle since before `idle_before_ms` to passivate.
     fn passivate_idle(&self, idle_before_ms: u64) -> usize;
     /// Asks every instance to passivate; the futures finish when each stopped.
@@ -186,7 +187,8 @@ impl<E: Entity> AnyHost for KindHost<E> {
             .collect()
     }
 
-    fn request_flush(&self, dirty_before_ms: u64) -> Vec<oneshot::Receiver<()>> {
+    fn request_flush(&self, now_ms: u64, interval_ms: u64) -> Vec<oneshot::Receiver<()>> {
+        let dirty_before_ms = now_ms.saturating_sub(interval_ms.max(E::WRITE_BEHIND_MS));
         let mut waits = Vec::new();
         for (_, slot) in self.all() {
             if !slot.dirty.load(Ordering::Relaxed) || slot.dirty_since.load(Ordering::Relaxed) > dirty_before_ms {
@@ -350,6 +352,7 @@ impl<E: Entity> Instance<E> {
         // LSM store rewrites it in compaction: BENCHMARKS.md, "Long runs").
         metrics::counter!("guildhall_entity_written_bytes_total", "kind" => E::KIND)
             .increment(op.payload_bytes() as u64);
+        metrics::counter!("guildhall_entity_writes_total", "kind" => E::KIND).increment(1);
         Ok(op)
     }
 

@@ -269,8 +269,7 @@ impl Runtime {
         }
         // Every instance that has been dirty for the flush interval writes
         // now; the others wait for a later tick.
-        let dirty_before = now.saturating_sub(self.inner.config.flush_interval.as_millis() as u64);
-        self.flush(dirty_before).await;
+        self.flush(now, self.inner.config.flush_interval.as_millis() as u64).await;
         for stats in self.kinds() {
             metrics::gauge!("guildhall_entities_active", "kind" => stats.kind.clone()).set(stats.active as f64);
             metrics::gauge!("guildhall_entities_dirty", "kind" => stats.kind).set(stats.dirty as f64);
@@ -279,7 +278,7 @@ impl Runtime {
 
     /// Writes every dirty instance now and waits until the writes are on disk.
     pub async fn flush_all(&self) {
-        self.flush(u64::MAX).await;
+        self.flush(u64::MAX, 0).await;
         self.sync().await;
     }
 
@@ -291,10 +290,10 @@ impl Runtime {
         }
     }
 
-    async fn flush(&self, dirty_before_ms: u64) {
+    async fn flush(&self, now_ms: u64, interval_ms: u64) {
         let mut waits = Vec::new();
         for host in self.inner.hosts.values() {
-            waits.extend(host.request_flush(dirty_before_ms));
+            waits.extend(host.request_flush(now_ms, interval_ms));
         }
         for wait in waits {
             let _ = wait.await;

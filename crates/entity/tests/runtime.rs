@@ -320,6 +320,62 @@ async fn each_instance_is_written_once_it_has_been_dirty_for_the_flush_interval(
     assert_eq!(stored(&store, "late").await.map(|(c, _)| c), Some(2));
 }
 
+/// A kind that asks for a longer write-behind than the runtime's interval.
+#[derive(Debug, Default, Serialize, Deserialize)]
+struct Tally {
+    count: u64,
+}
+
+impl Entity for Tally {
+    const KIND: &'static str = "tally";
+    const WRITE_BEHIND_MS: u64 = 30_000;
+    type Msg = u64;
+    type Reply = u64;
+
+    fn create(_key: &str, _now_ms: u64) -> Self {
+        Tally::default()
+    }
+
+    async fn handle(&mut self, add: u64, _ctx: &mut Ctx) -> u64 {
+        self.count += add;
+        self.count
+    }
+}
+
+#[tokio::test]
+async fn a_kind_with_a_longer_write_behind_waits_for_it_and_flush_all_does_not() {
+    let clock = ManualClock::default();
+    let store: Arc<dyn Store> = Arc::new(MemoryStore::new());
+    let rt = Runtime::builder(store.clone(), Arc::new(clock.clone()))
+        .config(config())
+        .register::<Counter>()
+        .register::<Tally>()
+        .build();
+    let tally = |n| {
+        let store = store.clone();
+        async move {
+            let rec = store.get(format!("e/tally/{n}").as_bytes()).await.unwrap()?;
+            Some(serde_json::from_slice::<Tally>(&rec.value).unwrap().count)
+        }
+    };
+    rt.call::<Tally>("t", 4).await.unwrap();
+    rt.call::<Counter>("c", CounterMsg::Add(1)).await.unwrap();
+    clock.advance(Duration::from_secs(10));
+    rt.maintain().await;
+    assert_eq!(stored(&store, "c").await.map(|(c, _)| c), Some(1), "the runtime's interval for other kinds");
+    assert_eq!(tally("t").await, None, "not after the runtime's 10 s");
+    clock.advance(Duration::from_secs(19));
+    rt.maintain().await;
+    assert_eq!(tally("t").await, None, "not a second before its own 30 s");
+    clock.advance(Duration::from_secs(1));
+    rt.maintain().await;
+    assert_eq!(tally("t").await, Some(4));
+
+    rt.call::<Tally>("t", 1).await.unwrap();
+    rt.flush_all().await;
+    assert_eq!(tally("t").await, Some(5), "flush_all writes every dirty instance at once");
+}
+
 #[tokio::test]
 async fn durable_calls_queued_behind_each_other_share_one_write() {
     let clock = ManualClock::default();

@@ -332,6 +332,13 @@ impl Expedition {
 
 impl Entity for Expedition {
     const KIND: &'static str = "expedition";
+    /// The hub's live points change with every battle of every guild, and
+    /// its snapshot grows with everyone who scored (430 KB for 19,500
+    /// players): written each flush interval, it became a third of the
+    /// store's write volume (BENCHMARKS.md, "Long runs"). Points are not
+    /// value: a crash loses at most this much of a week's standings, while
+    /// the payout plan and payments are durable writes of their own.
+    const WRITE_BEHIND_MS: u64 = 30_000;
     type Msg = ExpeditionMsg;
     type Reply = Result<ExpeditionReply, GameError>;
 

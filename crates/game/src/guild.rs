@@ -377,7 +377,12 @@ pub struct Guild {
     pub open: bool,
     pub capacity: u32,
     pub created_at_ms: u64,
-    pub members: Vec<Member>,
+    /// Members by `joined_seq` (so in order of joining): in parts `m/{seq}`.
+    /// With the help requests, the members were most of a snapshot that
+    /// every guild step rewrote, and guilds most of the store's write volume
+    /// (BENCHMARKS.md, "Long runs"); as parts, a step writes what it touched.
+    #[serde(default, skip_serializing, rename = "member_parts")]
+    pub members: PartMap<Member>,
     /// (player, requested at) of pending join requests, oldest first.
     pub join_requests: Vec<(String, u64)>,
     /// One counter for join order, chat ids, help ids and donation numbers.
@@ -387,11 +392,17 @@ pub struct Guild {
     /// snapshot's inline list is not read as a map).
     #[serde(default, skip_serializing, rename = "chat_parts")]
     pub chat: PartMap<ChatMessage>,
-    /// Recent post times per member, for the chat rate limit.
+    /// Recent post times per member, for the chat rate limit. Not stored:
+    /// a limit over ten seconds need not outlive a restart, and it changed
+    /// with every post.
+    #[serde(skip)]
     pub chat_times: BTreeMap<String, VecDeque<u64>>,
-    /// Open help requests by requester (one each).
-    pub help: BTreeMap<String, HelpRequest>,
-    /// When each member last opened a help request (the cooldown).
+    /// Open help requests by id (one per requester at most): in parts
+    /// `h/{id}`, so that a donation writes the request it fills.
+    #[serde(default, skip_serializing, rename = "help_parts")]
+    pub help: PartMap<HelpRequest>,
+    /// When each player last opened a help request (the cooldown), kept
+    /// while the cooldown runs.
     pub help_asked_at: BTreeMap<String, u64>,
     /// Donations in flight, by number: the guild's escrow.
     pub pending: BTreeMap<u64, Donation>,
@@ -410,6 +421,13 @@ pub struct Guild {
     /// Totals, for operators and audits.
     pub cards_routed: u64,
     pub gold_rewarded: u64,
+    /// Members and help requests of a snapshot written before they moved
+    /// into parts; `load_parts` moves them (the next write stores them as
+    /// parts).
+    #[serde(default, skip_serializing, rename = "members")]
+    old_members: Vec<Member>,
+    #[serde(default, skip_serializing, rename = "help")]
+    old_help: BTreeMap<String, HelpRequest>,
 }
 
 /// A step on a player failed: refused by the rules, or the player did not
@@ -459,7 +477,35 @@ async fn apply(
 
 impl Guild {
     fn member(&self, player: &str) -> Option<&Member> {
-        self.members.iter().find(|m| m.player_id == player)
+        self.members.values().find(|m| m.player_id == player)
+    }
+
+    /// The `joined_seq` (the part key) of member `player`.
+    fn member_key(&self, player: &str) -> Option<u64> {
+        self.members.iter().find(|(_, m)| m.player_id == player).map(|(k, _)| *k)
+    }
+
+    /// Sets a member's role (marks only that member changed).
+    fn set_member_role(&mut self, player: &str, role: GuildRole) {
+        if let Some(k) = self.member_key(player) {
+            if let Some(m) = self.members.get_mut(&k) {
+                m.role = role;
+            }
+        }
+    }
+
+    fn add_member(&mut self, player: &str, role: GuildRole, now_ms: u64) {
+        let seq = self.next();
+        self.members.insert(seq, Member { player_id: player.to_string(), role, joined_at_ms: now_ms, joined_seq: seq });
+    }
+
+    /// The open help request of `player`, if any (at most one each).
+    fn help_key_of(&self, player: &str) -> Option<u64> {
+        self.help.iter().find(|(_, h)| h.requester == player).map(|(k, _)| *k)
+    }
+
+    fn help_of(&self, player: &str) -> Option<&HelpRequest> {
+        self.help.values().find(|h| h.requester == player)
     }
 
     fn role_of(&self, player: &str) -> Result<GuildRole, GameError> {
@@ -499,7 +545,7 @@ impl Guild {
         GuildView {
             summary: self.summary(now_ms),
             description: self.description.clone(),
-            members: self.members.clone(),
+            members: self.members.values().cloned().collect(),
             join_requests: if role >= Some(GuildRole::Officer) {
                 self.join_requests.iter().map(|(p, _)| p.clone()).collect()
             } else {
@@ -560,7 +606,7 @@ impl Guild {
         if max == 0 {
             return Err(GameError::CardNotRequestable(kind));
         }
-        if self.help.contains_key(player) {
+        if self.help_of(player).is_some() {
             return Err(GameError::HelpAlreadyOpen);
         }
         if let Some(at) = self.help_asked_at.get(player) {
@@ -574,7 +620,7 @@ impl Guild {
     /// The successor of a leaving leader: the longest-serving officer, else
     /// the longest-serving member.
     pub fn successor(&self) -> Option<String> {
-        let by_seniority = |role| self.members.iter().filter(move |m| m.role == role).min_by_key(|m| m.joined_seq);
+        let by_seniority = |role| self.members.values().filter(move |m| m.role == role).min_by_key(|m| m.joined_seq);
         by_seniority(GuildRole::Officer).or_else(|| by_seniority(GuildRole::Member)).map(|m| m.player_id.clone())
     }
 
@@ -620,13 +666,13 @@ impl Guild {
         }
     }
 
-    /// Closes expired help requests.
+    /// Closes expired help requests, and forgets cooldowns that ran out.
     fn expire_help(&mut self, ctx: &Ctx) -> bool {
         let now = ctx.now_ms();
-        let expired: Vec<String> =
-            self.help.iter().filter(|(_, h)| h.expires_at_ms <= now).map(|(p, _)| p.clone()).collect();
-        for p in &expired {
-            if let Some(request) = self.help.remove(p) {
+        self.help_asked_at.retain(|_, at| now < *at + HELP_COOLDOWN_MS);
+        let expired: Vec<u64> = self.help.iter().filter(|(_, h)| h.expires_at_ms <= now).map(|(id, _)| *id).collect();
+        for id in &expired {
+            if let Some(request) = self.help.remove(id) {
                 self.publish(
                     ctx,
                     GuildEvent::HelpClosed { guild_id: self.id.clone(), request, reason: HelpClose::Expired },
@@ -637,7 +683,7 @@ impl Guild {
     }
 
     fn close_help_of(&mut self, ctx: &Ctx, player: &str) {
-        if let Some(request) = self.help.remove(player) {
+        if let Some(request) = self.help_key_of(player).and_then(|id| self.help.remove(&id)) {
             self.publish(ctx, GuildEvent::HelpClosed { guild_id: self.id.clone(), request, reason: HelpClose::Left });
         }
     }
@@ -667,14 +713,7 @@ impl Guild {
     /// membership), then lists it.
     async fn admit(&mut self, ctx: &Ctx, player: &str) -> Result<(), StepError> {
         self.claim(ctx.runtime(), player).await?;
-        let seq = self.next();
-        let now = ctx.now_ms();
-        self.members.push(Member {
-            player_id: player.to_string(),
-            role: GuildRole::Member,
-            joined_at_ms: now,
-            joined_seq: seq,
-        });
+        self.add_member(player, GuildRole::Member, ctx.now_ms());
         self.join_requests.retain(|(p, _)| p != player);
         // The claim above already made the player's session follow the
         // guild's topic, so it receives its own join event.
@@ -693,16 +732,13 @@ impl Guild {
     /// Removes a member (left or kicked): passes leadership on, closes their
     /// help request, disbands the guild when nobody is left.
     async fn remove_member(&mut self, ctx: &Ctx, player: &str, kicked_by: Option<String>) -> (Option<String>, bool) {
-        let Some(pos) = self.members.iter().position(|m| m.player_id == player) else {
+        let Some(gone) = self.member_key(player).and_then(|k| self.members.remove(&k)) else {
             return (None, false);
         };
-        let gone = self.members.remove(pos);
         let mut new_leader = None;
         if gone.role == GuildRole::Leader {
             if let Some(next) = self.successor() {
-                if let Some(m) = self.members.iter_mut().find(|m| m.player_id == next) {
-                    m.role = GuildRole::Leader;
-                }
+                self.set_member_role(&next, GuildRole::Leader);
                 new_leader = Some(next);
             }
         }
@@ -805,7 +841,7 @@ impl Guild {
         };
         self.pending.remove(&n);
         if d.step == DonationStep::Take || d.step == DonationStep::Refund {
-            if let Some(h) = self.help.values_mut().find(|h| h.id == d.request_id) {
+            if let Some(h) = self.help.get_mut(&d.request_id) {
                 h.pledged = h.pledged.saturating_sub(d.count);
             }
         }
@@ -829,7 +865,7 @@ impl Guild {
     /// The request of a donation as it stands (closed requests as the
     /// donation left them).
     fn request_view(&self, d: &Donation) -> HelpRequest {
-        self.help.values().find(|h| h.id == d.request_id).cloned().unwrap_or(HelpRequest {
+        self.help.get(&d.request_id).cloned().unwrap_or(HelpRequest {
             id: d.request_id,
             requester: d.requester.clone(),
             kind: d.kind,
@@ -848,7 +884,7 @@ impl Guild {
         let now = ctx.now_ms();
         self.cards_routed += d.count as u64;
         self.bump_activity(d.count as u64, now);
-        let Some(h) = self.help.get_mut(&d.requester).filter(|h| h.id == d.request_id) else {
+        let Some(h) = self.help.get_mut(&d.request_id) else {
             return; // closed meanwhile (expired, requester left): the cards are theirs anyway
         };
         h.received += d.count;
@@ -865,7 +901,7 @@ impl Guild {
             },
         );
         if request.received >= request.wanted {
-            self.help.remove(&d.requester);
+            self.help.remove(&d.request_id);
             self.publish(ctx, GuildEvent::HelpClosed { guild_id: self.id.clone(), request, reason: HelpClose::Filled });
         }
     }
@@ -884,9 +920,7 @@ impl Guild {
             (false, GuildRole::Officer) => GuildRole::Member,
             _ => return Err(GameError::GuildRoleUnchanged(player)),
         };
-        if let Some(m) = self.members.iter_mut().find(|m| m.player_id == player) {
-            m.role = role;
-        }
+        self.set_member_role(&player, role);
         self.publish(
             ctx,
             GuildEvent::RoleChanged { guild_id: self.id.clone(), player_id: player, role, by: by.clone() },
@@ -914,14 +948,26 @@ impl Entity for Guild {
         let mut out = Vec::new();
         self.chat.take_changes("c/", &mut out);
         self.outcomes.take_changes("o/", &mut out);
+        self.members.take_changes("m/", &mut out);
+        self.help.take_changes("h/", &mut out);
         out
     }
 
     fn load_parts(&mut self, parts: Vec<(String, Vec<u8>)>) -> Result<(), String> {
         for (name, value) in parts {
-            if !(self.chat.load("c/", &name, &value)? || self.outcomes.load("o/", &name, &value)?) {
+            let known = self.chat.load("c/", &name, &value)?
+                || self.outcomes.load("o/", &name, &value)?
+                || self.members.load("m/", &name, &value)?
+                || self.help.load("h/", &name, &value)?;
+            if !known {
                 return Err(format!("unknown part {name:?}"));
             }
+        }
+        for m in std::mem::take(&mut self.old_members) {
+            self.members.insert(m.joined_seq, m);
+        }
+        for h in std::mem::take(&mut self.old_help).into_values() {
+            self.help.insert(h.id, h);
         }
         Ok(())
     }
@@ -929,6 +975,8 @@ impl Entity for Guild {
     fn state_json(&self) -> serde_json::Value {
         let mut v = serde_json::to_value(self).unwrap_or(serde_json::Value::Null);
         if let Some(obj) = v.as_object_mut() {
+            obj.insert("members".into(), self.members.values().map(|m| serde_json::json!(m)).collect());
+            obj.insert("help".into(), self.help.values().map(|h| serde_json::json!(h)).collect());
             obj.insert("chat".into(), self.chat.values().map(|m| serde_json::json!(m)).collect());
             let outcomes = self.outcomes.iter().map(|(n, o)| serde_json::json!([n, o])).collect();
             obj.insert("outcomes".into(), outcomes);
@@ -986,13 +1034,7 @@ impl Guild {
                     activity_week: week_of(now),
                     ..Guild::default()
                 };
-                let seq = self.next();
-                self.members.push(Member {
-                    player_id: founder.clone(),
-                    role: GuildRole::Leader,
-                    joined_at_ms: now,
-                    joined_seq: seq,
-                });
+                self.add_member(&founder, GuildRole::Leader, now);
                 self.sync_player(&rt, &founder, Some(self.id.clone())).await;
                 self.publish(
                     ctx,
@@ -1149,7 +1191,7 @@ impl Guild {
                     expires_at_ms: now + HELP_LIFETIME_MS,
                     donors: Vec::new(),
                 };
-                self.help.insert(player.clone(), request.clone());
+                self.help.insert(request.id, request.clone());
                 self.help_asked_at.insert(player, now);
                 self.publish(ctx, GuildEvent::HelpOpened { guild_id: self.id.clone(), request: request.clone() });
                 self.push_directory(ctx, true);
@@ -1162,7 +1204,7 @@ impl Guild {
                 if donor == requester {
                     return Err(GameError::CannotDonateToSelf);
                 }
-                let h = self.help.get(&requester).ok_or(GameError::HelpRequestClosed)?;
+                let h = self.help_of(&requester).ok_or(GameError::HelpRequestClosed)?;
                 let remaining = h.wanted.saturating_sub(h.received + h.pledged);
                 if remaining == 0 {
                     return Err(GameError::HelpRequestClosed);
@@ -1192,7 +1234,7 @@ impl Guild {
                     retry_at_ms: now + STEP_RETRY_MS,
                 };
                 self.pending.insert(n, d);
-                if let Some(h) = self.help.get_mut(&requester) {
+                if let Some(h) = self.help.get_mut(&request_id) {
                     h.pledged += count;
                 }
                 self.push_directory(ctx, true);
@@ -1308,8 +1350,7 @@ mod tests {
     fn guild_with(members: &[(&str, GuildRole)]) -> Guild {
         let mut g = Guild { id: "g1".into(), founded: true, capacity: GUILD_CAPACITY, ..Guild::default() };
         for (p, role) in members {
-            let seq = g.next();
-            g.members.push(Member { player_id: p.to_string(), role: *role, joined_at_ms: T0, joined_seq: seq });
+            g.add_member(p, *role, T0);
         }
         g
     }
@@ -1361,6 +1402,37 @@ mod tests {
     }
 
     #[test]
+    fn members_and_help_are_parts_and_an_old_inline_snapshot_moves_into_them() {
+        let mut g = guild_with(&[("lead", GuildRole::Leader), ("m1", GuildRole::Member)]);
+        g.chat_times.insert("lead".into(), VecDeque::from([T0]));
+        let snapshot = serde_json::to_value(&g).unwrap();
+        for gone in ["members", "member_parts", "help", "help_parts", "chat_times"] {
+            assert!(snapshot.get(gone).is_none(), "{gone} is not in the snapshot: {snapshot}");
+        }
+        let mut out = Vec::new();
+        g.members.take_changes("m/", &mut out);
+        assert_eq!(out.iter().map(|(n, _)| n.as_str()).collect::<Vec<_>>(), ["m/1", "m/2"]);
+
+        // A snapshot from before the parts: members inline, help by requester.
+        let mut old = snapshot;
+        old["members"] = serde_json::json!([
+            {"player_id": "lead", "role": "Leader", "joined_at_ms": T0, "joined_seq": 1},
+            {"player_id": "m1", "role": "Member", "joined_at_ms": T0, "joined_seq": 2}
+        ]);
+        old["help"] = serde_json::json!({"m1": {
+            "id": 9, "requester": "m1", "kind": 0, "wanted": 3, "received": 1, "pledged": 0,
+            "opened_at_ms": T0, "expires_at_ms": T0 + HELP_LIFETIME_MS, "donors": [["lead", 1]]
+        }});
+        let mut back: Guild = serde_json::from_value(old).unwrap();
+        back.load_parts(Vec::new()).unwrap();
+        assert_eq!(back.successor().as_deref(), Some("m1"));
+        assert_eq!(back.help_of("m1").map(|h| (h.id, h.received)), Some((9, 1)));
+        let mut out = Vec::new();
+        back.take_part_changes().into_iter().for_each(|(n, _)| out.push(n));
+        assert_eq!(out, ["m/1", "m/2", "h/9"], "the next write stores them as parts");
+    }
+
+    #[test]
     fn weekly_activity_resets_and_wakeups_follow_pending_work() {
         let mut g = guild_with(&[("a", GuildRole::Leader)]);
         g.bump_activity(3, T0);
@@ -1370,7 +1442,7 @@ mod tests {
         assert_eq!(g.summary(T0 + WEEK_MS).activity, 1);
         assert_eq!(g.next_wake(T0), None);
         g.help.insert(
-            "a".into(),
+            1,
             HelpRequest {
                 id: 1,
                 requester: "a".into(),

@@ -481,8 +481,12 @@ async fn a_donation_interrupted_by_a_restart_completes_without_losing_cards() {
     assert_eq!(all_cards(&after_a) + all_cards(&after_b), before, "no card created or lost");
     let state = ts.server.runtime().state_json("guild", &id).await.unwrap().unwrap();
     assert!(state["pending"].as_object().unwrap().is_empty(), "nothing left in escrow");
-    let help = a.client.guild_get("").await.unwrap().guild.unwrap().help;
-    assert_eq!(help[0].received, 3);
+    let view = a.client.guild_get("").await.unwrap().guild.unwrap();
+    assert_eq!(view.help[0].received, 3);
+    // Members and help requests are stored as parts: both came back.
+    let members: Vec<_> = view.members.iter().map(|m| m.player_id.as_str()).collect();
+    assert_eq!(members, [a.id.as_str(), b.id.as_str()], "the members, in order of joining");
+    assert_eq!(view.help.len(), 1);
 
     // Ticking again applies nothing twice.
     ts.clock.advance(Duration::from_secs(60));
