@@ -47,8 +47,12 @@ pub const STEP_RETRY_MS: u64 = 5_000;
 /// changes go at once).
 pub const DIRECTORY_PUSH_MS: u64 = 60_000;
 pub const WEEK_MS: u64 = 7 * 24 * 3600 * 1000;
-/// Outcomes of finished donations remembered for a late `ContinueDonation`.
-const REMEMBERED_OUTCOMES: usize = 64;
+/// Outcomes of finished donations remembered for a late `ContinueDonation`
+/// (one that comes after `Tick` finished the donation, at the earliest
+/// [`STEP_RETRY_MS`] after its intent). A guild of the standard profile
+/// finishes about one donation in 4 s, so 16 reach back about a minute;
+/// 64 were a fifth of a long run's heap (BENCHMARKS.md, "Long runs").
+const REMEMBERED_OUTCOMES: usize = 16;
 
 /// Cards of one rarity a help request may ask for (0: not requestable).
 pub fn help_max_cards(rarity: Rarity) -> u32 {
@@ -852,7 +856,7 @@ impl Guild {
             donor: donor_view,
         });
         // Remembered without the donor's profile: a whole card collection
-        // in each of 64 outcomes a guild keeps made the outcomes most of a
+        // in each of the 64 outcomes a guild kept made the outcomes most of a
         // long run's heap growth (issue 4, "Long runs" in BENCHMARKS.md). A
         // late caller reads the donor's profile as it is now.
         self.outcomes.insert(n, outcome.clone().map(|o| DonationOutcome { donor: None, ..o }));

@@ -65,10 +65,14 @@ pub struct Player {
 }
 
 /// How many transaction outcomes a player remembers. A hub retries an
-/// unfinished step on its next tick (a second later), so a step is never
-/// retried after more than a handful of the player's other steps; 128 is a
-/// wide margin that keeps the snapshot small (it is written on every flush).
-pub const REMEMBERED_TXS: usize = 128;
+/// unfinished step on its next tick (a market's within a second, a guild's
+/// within 5 s, or at once after a restart), so a step is never retried
+/// after more than a handful of the player's other steps: the standard
+/// profile makes ~1,200 steps a second over 19,500 players, one a minute
+/// each, and a busy player a few a second. 32 is a wide margin; 128 was
+/// too, but filled over a long run it was 2 KiB of every player's memory
+/// and 3 KB of every snapshot (BENCHMARKS.md, "Long runs").
+pub const REMEMBERED_TXS: usize = 32;
 
 /// What a transaction step does to a player's holdings.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
