@@ -32,7 +32,7 @@
 //! between hold and payment or refund), `cards_held` (cards of listings that
 //! are open, returning or sold but not yet delivered) and `fees_burnt`.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use guildhall_entity::{Ctx, Entity};
 use serde::{Deserialize, Serialize};
@@ -191,6 +191,11 @@ impl Listing {
     fn cards(&self, sign: i64) -> Vec<(u32, i64)> {
         vec![(self.kind, sign * self.count as i64)]
     }
+
+    /// Where the listing sorts in a browse: cheapest, then oldest.
+    fn browse_key(&self) -> (u64, u64, u64) {
+        (self.price, self.created_at_ms, self.n)
+    }
 }
 
 /// A purchase between its intent and its end.
@@ -330,7 +335,15 @@ pub struct Market {
     /// `ListingsOf`, which every `market.list` asks of all 16 shards,
     /// without a scan of the shard's listings. Derived, not stored.
     #[serde(skip)]
-    pub by_seller: std::collections::HashMap<String, std::collections::BTreeSet<u64>>,
+    pub by_seller: std::collections::HashMap<String, BTreeSet<u64>>,
+    /// The open listings in browse order: (price, created at, number).
+    /// Derived, not stored; kept by [`Market::set_open`] and
+    /// [`Market::take_off_market`]. A browse walks the cheapest entries
+    /// instead of every listing of the shard: in a long run a shard holds
+    /// thousands and browsing them all grew to 4-6 % of the server's CPU
+    /// (BENCHMARKS.md, "Long runs").
+    #[serde(skip)]
+    pub open: BTreeSet<(u64, u64, u64)>,
     /// What changed since the last feed event: published by the game tick as
     /// one [`MarketEvent::Feed`] per shard, instead of one event per change,
     /// so that the cost of reaching every subscriber is paid once a tick, not
@@ -395,6 +408,7 @@ impl Market {
             finished: PartMap::default(),
             seq: 0,
             by_seller: Default::default(),
+            open: BTreeSet::new(),
             feed: Feed::default(),
         }
     }
@@ -409,11 +423,31 @@ impl Market {
             .filter(|l| matches!(l.state, ListingState::Escrowing | ListingState::Open))
     }
 
-    /// Rebuilds `by_seller` from the listings (after loading).
-    pub fn index_sellers(&mut self) {
+    /// Rebuilds `by_seller` and `open` from the listings (after loading).
+    pub fn rebuild_indexes(&mut self) {
         self.by_seller.clear();
+        self.open.clear();
         for (n, l) in self.listings.iter() {
             self.by_seller.entry(l.seller.clone()).or_default().insert(*n);
+            if l.state == ListingState::Open {
+                self.open.insert(l.browse_key());
+            }
+        }
+    }
+
+    /// Puts listing `n` on the market (escrow done).
+    fn set_open(&mut self, n: u64) {
+        if let Some(l) = self.listings.get_mut(&n) {
+            l.state = ListingState::Open;
+            self.open.insert(l.browse_key());
+        }
+    }
+
+    /// Moves listing `n` to `state` (sold, returning): it is no longer open.
+    fn take_off_market(&mut self, n: u64, state: ListingState) {
+        if let Some(l) = self.listings.get_mut(&n) {
+            self.open.remove(&l.browse_key());
+            l.state = state;
         }
     }
 
@@ -509,7 +543,7 @@ impl Market {
 
     /// Validates and records a cancellation (state `Returning`).
     pub fn begin_cancel(&mut self, n: u64, player: &str) -> Result<Begin, GameError> {
-        let Some(listing) = self.listings.get_mut(&n) else {
+        let Some(listing) = self.listings.get(&n) else {
             return match self.closed_view(n) {
                 Some(v) if v.seller != player => Err(GameError::NotSeller(v.listing_id.clone())),
                 Some(v) if v.status == ListingStatus::Cancelled => Ok(Begin::Done(v.clone())),
@@ -521,7 +555,7 @@ impl Market {
         }
         match listing.state {
             ListingState::Open => {
-                listing.state = ListingState::Returning { reason: CloseReason::Cancelled };
+                self.take_off_market(n, ListingState::Returning { reason: CloseReason::Cancelled });
                 Ok(Begin::Started(OpRef::Listing(n)))
             }
             ListingState::Returning { .. } => Ok(Begin::Started(OpRef::Listing(n))),
@@ -538,9 +572,7 @@ impl Market {
             .map(|(n, _)| *n)
             .collect();
         for n in &due {
-            if let Some(l) = self.listings.get_mut(n) {
-                l.state = ListingState::Returning { reason: CloseReason::Expired };
-            }
+            self.take_off_market(*n, ListingState::Returning { reason: CloseReason::Expired });
         }
         due.len() as u32
     }
@@ -548,22 +580,16 @@ impl Market {
     /// Open listings at most `max_price`: cheapest first, then oldest, then
     /// by number; at most `limit`, with the total that matched.
     pub fn browse(&self, max_price: Option<u64>, limit: u32) -> (Vec<ListingView>, u64) {
-        let mut open: Vec<&Listing> = self
-            .listings
-            .values()
-            .filter(|l| l.state == ListingState::Open && max_price.is_none_or(|m| l.price <= m))
-            .collect();
-        let total = open.len() as u64;
-        let order = |l: &&Listing| (l.price, l.created_at_ms, l.n);
-        // Only the first page needs sorting: partition around it first, so a
-        // busy shard's browse is linear in its listings, not n log n.
-        let limit = (limit as usize).min(open.len());
-        if limit < open.len() {
-            open.select_nth_unstable_by_key(limit, order);
-            open.truncate(limit);
-        }
-        open.sort_by_key(order);
-        (open.into_iter().map(Listing::view).collect(), total)
+        let matching = self.open.range(..=(max_price.unwrap_or(u64::MAX), u64::MAX, u64::MAX));
+        // The count walks only the index (24 bytes an entry), and only when
+        // a price bound leaves some listings out.
+        let total = match max_price {
+            None => self.open.len(),
+            Some(_) => matching.clone().count(),
+        };
+        let page =
+            matching.take(limit as usize).filter_map(|(_, _, n)| self.listings.get(n)).map(Listing::view).collect();
+        (page, total as u64)
     }
 
     /// Whether `op` still has steps to take.
@@ -600,6 +626,7 @@ impl Market {
     fn close(&mut self, n: u64, reason: CloseReason, buyer: Option<String>) -> ListingView {
         let listing = self.listings.remove(&n).expect("closing a listing that exists");
         self.unindex(&listing.seller, n);
+        self.open.remove(&listing.browse_key());
         self.cards_held -= listing.count as u64;
         let status = match reason {
             CloseReason::Sold => ListingStatus::Sold,
@@ -642,10 +669,9 @@ impl Market {
                 let change = Change { cards: listing.cards(-1), kind: ChangeKind::Transfer, ..Change::default() };
                 match apply(ctx, &listing.seller, tx, change, false, None).await {
                     Ok(Ok(())) => {
-                        let l = self.listings.get_mut(&n).expect("present");
-                        l.state = ListingState::Open;
-                        self.cards_held += l.count as u64;
-                        let view = l.view();
+                        self.set_open(n);
+                        self.cards_held += listing.count as u64;
+                        let view = Listing { state: ListingState::Open, ..listing.clone() }.view();
                         self.feed.offer(view.clone());
                         self.finish(OpRef::Listing(n), Ok(view))
                     }
@@ -699,9 +725,9 @@ impl Market {
                         // The gold is held: now claim the listing, if it is
                         // still there. This decision is durable before any
                         // cards or gold move on.
-                        let stage = match self.listings.get_mut(&buy.listing) {
+                        let stage = match self.listings.get(&buy.listing) {
                             Some(l) if l.state == ListingState::Open => {
-                                l.state = ListingState::Sold { buyer: buy.buyer.clone() };
+                                self.take_off_market(buy.listing, ListingState::Sold { buyer: buy.buyer.clone() });
                                 BuyStage::Won
                             }
                             _ => BuyStage::Lost,
@@ -811,7 +837,7 @@ impl Entity for Market {
 
     fn activated(&mut self, _ctx: &mut Ctx) {
         // After the snapshot and the parts (or an old inline snapshot) loaded.
-        self.index_sellers();
+        self.rebuild_indexes();
     }
 
     fn load_parts(&mut self, parts: Vec<(String, Vec<u8>)>) -> Result<(), String> {
@@ -982,7 +1008,7 @@ mod tests {
 
     fn open(m: &mut Market, seller: &str, price: u64, now: u64) -> u64 {
         let n = m.begin_list(seller, 1, price, 0, now).unwrap();
-        m.listings.get_mut(&n).unwrap().state = ListingState::Open;
+        m.set_open(n);
         n
     }
 
@@ -1045,8 +1071,9 @@ mod tests {
         assert_eq!(m.begin_buy(n, "b"), Ok(Begin::Started(op)), "a retry joins the pending purchase");
         let Ok(Begin::Started(op2)) = m.begin_buy(n, "c") else { panic!() };
         assert_ne!(op, op2, "another buyer may try too: the hold decides");
-        m.listings.get_mut(&n).unwrap().state = ListingState::Sold { buyer: "b".into() };
+        m.take_off_market(n, ListingState::Sold { buyer: "b".into() });
         assert_eq!(m.begin_buy(n, "d"), Err(GameError::AlreadySold("0-1".into())));
+        assert_eq!(m.browse(None, 10), (vec![], 0), "sold: off the market");
     }
 
     #[test]
@@ -1076,5 +1103,15 @@ mod tests {
         let ids: Vec<_> = page.iter().map(|v| v.listing_id.as_str()).collect();
         assert_eq!(ids, ["0-2", "0-3"], "cheapest first; equal prices oldest first");
         assert_eq!(m.browse(None, 10).1, 4);
+
+        // The index follows every way off the market, and a reload.
+        assert_eq!(m.begin_cancel(3, "s"), Ok(Begin::Started(OpRef::Listing(3))));
+        assert_eq!(m.expire_due(T0 + LISTING_TTL_MS), 1, "the dearest (listed first) expired");
+        let ids = |m: &Market| m.browse(None, 10).0.into_iter().map(|v| v.listing_id).collect::<Vec<_>>();
+        assert_eq!(ids(&m), ["0-2", "0-1"]);
+        let mut reloaded = m.clone();
+        reloaded.open.clear();
+        reloaded.rebuild_indexes();
+        assert_eq!(ids(&reloaded), ["0-2", "0-1"]);
     }
 }
