@@ -93,7 +93,8 @@ async fn next_standings(pushes: &mut tokio::sync::mpsc::UnboundedReceiver<pb::Pu
 #[tokio::test]
 async fn a_period_signs_up_scores_pushes_standings_pays_by_rank_and_starts_again() {
     let store: Arc<dyn Store> = Arc::new(MemoryStore::new());
-    let ts = start_on(config(100), store, Default::default()).await;
+    let ts = start_on(config(100), store.clone(), Default::default()).await;
+    let hub_version = || async { store.get(b"e/expedition/season").await.unwrap().map(|r| r.version) };
 
     let loner = Client::connect(ClientConfig::tcp(ts.tcp())).await.unwrap();
     loner.login_device("no-guild").await.unwrap();
@@ -111,7 +112,10 @@ async fn a_period_signs_up_scores_pushes_standings_pays_by_rank_and_starts_again
     assert!(err.is_status(Status::ExpeditionNotOfficer), "a plain member cannot sign up: {err}");
     let up = a1.expedition_sign_up().await.unwrap();
     assert_eq!((up.period, up.bracket), (1, 0));
+    let written = hub_version().await;
+    assert!(written.is_some(), "a sign-up is durable before its reply");
     assert_eq!(a1.expedition_sign_up().await.unwrap().bracket, 0, "idempotent for the guild");
+    assert_eq!(hub_version().await, written, "a repeated sign-up writes nothing");
     b1.expedition_sign_up().await.unwrap();
 
     let a_points = battle(&ts, &a1, 3).await + battle(&ts, &a2, 3).await;
