@@ -17,6 +17,7 @@ pub mod event;
 pub mod player;
 pub mod rng;
 pub mod rules;
+mod snapshot_form;
 pub mod txkey;
 
 pub use catalogue::{CardDef, Rarity, CATALOGUE};

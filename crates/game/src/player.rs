@@ -41,6 +41,8 @@ pub struct Player {
     pub mana_at_ms: u64,
     pub level: u32,
     pub experience: u64,
+    /// Stored compactly (`snapshot_form`), like `applied`.
+    #[serde(with = "crate::snapshot_form::cards")]
     pub cards: BTreeMap<u32, CardStack>,
     pub rng: SplitMix64,
     pub chests_opened: u64,
@@ -60,7 +62,7 @@ pub struct Player {
     /// [`TxKey`]), so that a retried step returns its first outcome and never
     /// applies twice. The refusal is boxed: most steps succeed, and an entry
     /// stays 16 bytes.
-    #[serde(default)]
+    #[serde(default, with = "crate::snapshot_form::applied")]
     pub applied: VecDeque<(TxKey, Option<Box<GameError>>)>,
 }
 
@@ -425,6 +427,16 @@ impl Entity for Player {
 
     fn create(key: &str, now_ms: u64) -> Self {
         Player::new(key, now_ms)
+    }
+
+    /// The readable forms of the collections the snapshot stores compactly.
+    fn state_json(&self) -> serde_json::Value {
+        let mut v = serde_json::to_value(self).unwrap_or(serde_json::Value::Null);
+        if let Some(obj) = v.as_object_mut() {
+            obj.insert("cards".into(), serde_json::json!(self.cards));
+            obj.insert("applied".into(), crate::snapshot_form::applied::readable(&self.applied));
+        }
+        v
     }
 
     async fn handle(&mut self, msg: PlayerMsg, ctx: &mut Ctx) -> Self::Reply {
