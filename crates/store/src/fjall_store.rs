@@ -3,7 +3,7 @@
 //! write pattern (hundreds of small durable commits a second) that costs less
 //! CPU than redb's copy-on-write pages (BENCHMARKS.md, "Store backend").
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 
@@ -38,8 +38,44 @@ pub struct FjallStore {
 struct Inner {
     db: Database,
     records: Keyspace,
-    /// Serialises check-and-write; see [`FjallStore`].
-    write_lock: Mutex<()>,
+    /// Serialises check-and-write; see [`FjallStore`]. Holds the versions
+    /// the checks need.
+    write_lock: Mutex<Versions>,
+}
+
+/// The current version of keys this store checked or wrote, so that a
+/// conditional write does not read its record back from the tree first.
+/// That read missed the small block cache more and more as the data grew:
+/// 5 % of the server's CPU late in a ten-minute run (BENCHMARKS.md, "Long
+/// runs"). Only this process writes the directory (fjall locks it), and
+/// only under the lock that guards this map, so an entry is never stale;
+/// an entry is set only after its batch committed. Bounded: when full it
+/// starts over (a miss only costs the read it saves).
+#[derive(Default)]
+struct Versions {
+    known: HashMap<Box<[u8]>, Version>,
+}
+
+/// Most keys [`Versions`] remembers: about 6 MB, a few times the entities
+/// a busy node keeps active (19,500 players and their hubs).
+const VERSIONS_KEPT: usize = 65_536;
+
+impl Versions {
+    fn get(&self, key: &[u8]) -> Option<Version> {
+        self.known.get(key).copied()
+    }
+
+    fn set(&mut self, key: &[u8], version: Version) {
+        if self.known.len() >= VERSIONS_KEPT && !self.known.contains_key(key) {
+            self.known.clear();
+        }
+        match self.known.get_mut(key) {
+            Some(v) => *v = version,
+            None => {
+                self.known.insert(key.into(), version);
+            }
+        }
+    }
 }
 
 impl std::fmt::Debug for FjallStore {
@@ -109,7 +145,7 @@ impl FjallStore {
         let records = db
             .keyspace("records", move || KeyspaceCreateOptions::default().max_memtable_size(memtable))
             .map_err(|e| backend("opening keyspace", e))?;
-        Ok(Self { inner: Arc::new(Inner { db, records, write_lock: Mutex::new(()) }) })
+        Ok(Self { inner: Arc::new(Inner { db, records, write_lock: Mutex::new(Versions::default()) }) })
     }
 
     /// One batch, persisted as `mode` says; an empty batch touches nothing.
@@ -147,7 +183,7 @@ impl Inner {
     fn write_batch(&self, ops: &[WriteOp], mode: PersistMode) -> Result<Vec<Result<Version, StoreError>>, StoreError> {
         // A poisoned lock only means another batch panicked before its
         // commit; fjall applied none of that batch, so the store is intact.
-        let _guard = self.write_lock.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let mut versions = self.write_lock.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
 
         // The batch's own effects, newest per key, so that later ops on a key
         // see earlier ones (fjall can't read an uncommitted batch). None =
@@ -159,7 +195,10 @@ impl Inner {
             let key = op.key();
             let current = match pending.get(key) {
                 Some(state) => state.map_or(0, |(version, _)| version),
-                None => self.version_of(key)?,
+                None => match versions.get(key) {
+                    Some(v) => v,
+                    None => self.version_of(key)?,
+                },
             };
             let result = check_op(op, current);
             match (&result, op) {
@@ -193,6 +232,13 @@ impl Inner {
             }
         }
         batch.commit().map_err(|e| backend("commit", e))?;
+        // Committed: the checked keys now have these versions (a refused op
+        // left its key as it was; a delete leaves 0).
+        for (op, result) in ops.iter().zip(&results) {
+            if let Ok(version) = result {
+                versions.set(op.key(), *version);
+            }
+        }
         Ok(results)
     }
 }
@@ -254,5 +300,26 @@ impl Store for FjallStore {
             ("guildhall_store_l0_tables", records.l0_table_count() as f64),
             ("guildhall_store_disk_bytes", records.disk_space() as f64),
         ]
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn remembered_versions_are_bounded_and_updated_in_place() {
+        let mut v = Versions::default();
+        v.set(b"a", 1);
+        v.set(b"a", 2);
+        assert_eq!((v.get(b"a"), v.known.len()), (Some(2), 1));
+        for i in 1..VERSIONS_KEPT {
+            v.set(format!("k{i}").as_bytes(), 1);
+        }
+        assert_eq!(v.known.len(), VERSIONS_KEPT);
+        v.set(b"a", 3);
+        assert_eq!(v.known.len(), VERSIONS_KEPT, "a known key is updated, not added");
+        v.set(b"new", 1);
+        assert_eq!((v.known.len(), v.get(b"a"), v.get(b"new")), (1, None, Some(1)), "full: starts over");
     }
 }
