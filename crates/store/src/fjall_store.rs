@@ -56,8 +56,8 @@ struct Versions {
     known: HashMap<Box<[u8]>, Version>,
 }
 
-/// Most keys [`Versions`] remembers: about 6 MB, a few times the entities
-/// a busy node keeps active (19,500 players and their hubs).
+/// Most keys [`Versions`] remembers: a few times the entities a busy node
+/// keeps active (19,500 players and ~700 hubs in the scaling benchmark).
 const VERSIONS_KEPT: usize = 65_536;
 
 impl Versions {
