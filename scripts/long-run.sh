@@ -32,7 +32,7 @@ sample() {
   while sleep 30; do
     curl -sf 127.0.0.1:7362/metrics > "$OUT/metrics-now.txt" || break
     echo "T $(date +%s)" >> "$OUT/samples.txt"
-    grep -E "^guildhall_(entity_written_bytes_total|entity_writes_total|store_written_bytes_total|store_compaction_seconds_total|store_disk_bytes|heap_in_use_bytes|pubsub_deliveries_total|requests_total)" \
+    grep -E "^guildhall_(entity_written_bytes_total|entity_writes_total|store_compaction_seconds_total|store_disk_bytes|heap_in_use_bytes|pubsub_deliveries_total|requests_total)" \
       "$OUT/metrics-now.txt" >> "$OUT/samples.txt" || true
     ticks=0
     for t in /proc/$SPID/task/*; do
@@ -79,7 +79,7 @@ for a, b in zip(rows, rows[1:]):
     dt = b["t"] - a["t"]
     d = lambda k: (b.get(k, 0) - a.get(k, 0)) / dt
     kinds = " ".join(f"{k.split(chr(34))[1]}={d(k)/1e6:.2f}" for k in sorted(b) if "entity_written" in k)
-    print(f"{b['t']-rows[0]['t']+30:4d}  {d('guildhall_store_written_bytes_total')/1e6:5.2f} ({kinds})  "
+    print(f"{b['t']-rows[0]['t']+30:4d}  {sum(d(k) for k in b if 'entity_written' in k)/1e6:5.2f} ({kinds})  "
           f"{d('guildhall_store_compaction_seconds_total'):5.3f}  {d('fjall_worker_cpu_seconds'):5.3f}  {b.get('guildhall_heap_in_use_bytes',0)/1e6:5.0f}  {d('guildhall_pubsub_deliveries_total'):7.0f}")
 print()
 print(open(f"{out}/store-stats.txt").read())

@@ -161,9 +161,7 @@ async fn run(
             ops.extend(r.op);
         }
         let n = ops.len();
-        let bytes: usize = ops.iter().map(WriteOp::payload_bytes).sum();
         metrics::counter!("guildhall_store_batches_total").increment(1);
-        metrics::counter!("guildhall_store_written_bytes_total").increment(bytes as u64);
         metrics::histogram!("guildhall_store_batch_size").record(n as f64);
         let written = match (sync, ops.is_empty()) {
             (true, true) => store.sync().await.map(|()| Vec::new()),

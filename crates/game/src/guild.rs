@@ -481,7 +481,7 @@ async fn apply(
 
 impl Guild {
     fn member(&self, player: &str) -> Option<&Member> {
-        self.members.values().find(|m| m.player_id == player)
+        self.member_key(player).and_then(|k| self.members.get(&k))
     }
 
     /// The `joined_seq` (the part key) of member `player`.
@@ -491,10 +491,8 @@ impl Guild {
 
     /// Sets a member's role (marks only that member changed).
     fn set_member_role(&mut self, player: &str, role: GuildRole) {
-        if let Some(k) = self.member_key(player) {
-            if let Some(m) = self.members.get_mut(&k) {
-                m.role = role;
-            }
+        if let Some(m) = self.member_key(player).and_then(|k| self.members.get_mut(&k)) {
+            m.role = role;
         }
     }
 
@@ -509,7 +507,7 @@ impl Guild {
     }
 
     fn help_of(&self, player: &str) -> Option<&HelpRequest> {
-        self.help.values().find(|h| h.requester == player)
+        self.help_key_of(player).and_then(|k| self.help.get(&k))
     }
 
     fn role_of(&self, player: &str) -> Result<GuildRole, GameError> {

@@ -126,7 +126,14 @@ fn push_key(out: &mut String, key: u64) {
 fn read_key(chars: &[u8]) -> Option<u64> {
     let mut key: u64 = 0;
     for (i, c) in chars.iter().enumerate() {
-        let v = ALPHABET.iter().position(|a| a == c)? as u64;
+        let v = match c {
+            b'A'..=b'Z' => c - b'A',
+            b'a'..=b'z' => c - b'a' + 26,
+            b'0'..=b'9' => c - b'0' + 52,
+            b'-' => 62,
+            b'_' => 63,
+            _ => return None,
+        } as u64;
         // The first character holds the top 4 bits only.
         if i == 0 && v >= 16 {
             return None;
