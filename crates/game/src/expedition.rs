@@ -12,11 +12,12 @@
 //! its "paid" mark was not yet written is a no-op at the player. Rewards go
 //! to every member who scored for the guild in that period.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use guildhall_entity::{Ctx, Entity};
 use serde::{Deserialize, Serialize};
 
+use crate::parts::PartMap;
 use crate::{guild_topic, Change, ChangeKind, GameError, GameEvent, Player, PlayerMsg};
 
 /// Key of the one expedition hub.
@@ -32,6 +33,11 @@ pub const DEFAULT_PAYOUTS_PER_TICK: usize = 200;
 /// guild a push a second; the final standings still go out at once.
 pub const STANDINGS_PUSH_MS: u64 = 30_000;
 
+/// The bracket of sign-up number `n`.
+fn bracket_of(n: u64) -> u32 {
+    (n / BRACKET_SIZE as u64) as u32
+}
+
 /// Gems per scoring member, by rank in the bracket (1st, 2nd, ...).
 pub fn reward_for_rank(rank: u32) -> u64 {
     match rank {
@@ -42,9 +48,13 @@ pub fn reward_for_rank(rank: u32) -> u64 {
     }
 }
 
+/// A signed-up guild. Its sign-up number (the part's key) gives its bracket:
+/// brackets fill in sign-up order, so sign-up `n` is in bracket `n / 8`.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Entry {
-    pub bracket: u32,
+    /// Empty in an old snapshot's inline map, which keyed entries by guild.
+    #[serde(default)]
+    pub guild: String,
     pub points: u64,
     /// Points per member, for the payout (who scored).
     pub members: BTreeMap<String, u64>,
@@ -68,17 +78,29 @@ pub struct Payment {
     pub paid: bool,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Expedition {
     /// Period number, from 1.
     pub period: u64,
     pub started_at_ms: u64,
     pub period_ms: u64,
     pub payouts_per_tick: usize,
-    /// Signed-up guilds of the current period.
-    pub guilds: BTreeMap<String, Entry>,
-    /// Sign-up order per bracket.
-    pub brackets: Vec<Vec<String>>,
+    /// Signed-up guilds of the current period by sign-up number: in parts
+    /// `g/{n}`. Inline, every guild's first sign-up (a durable write) wrote
+    /// every entry with every scorer's points: 430-590 KB at 19,500 players,
+    /// 0.1-0.5 MB/s of the store's writes while guilds were founded
+    /// (BENCHMARKS.md, "Long runs"). As parts, it writes one entry.
+    #[serde(default, skip_serializing, rename = "entry_parts")]
+    pub entries: PartMap<Entry>,
+    /// Sign-up number by guild; rebuilt from `entries` on load.
+    #[serde(skip)]
+    index: HashMap<String, u64>,
+    /// Old snapshots' inline entries and brackets, moved into `entries` on
+    /// load.
+    #[serde(default, skip_serializing, rename = "guilds")]
+    old_guilds: BTreeMap<String, Entry>,
+    #[serde(default, skip_serializing, rename = "brackets")]
+    old_brackets: Vec<Vec<String>>,
     /// Brackets whose standings changed since the last push.
     pub changed: BTreeSet<u32>,
     /// Payout plans of ended periods not yet fully paid, by period.
@@ -138,8 +160,10 @@ impl Expedition {
             started_at_ms: now_ms,
             period_ms: DEFAULT_PERIOD_MS,
             payouts_per_tick: DEFAULT_PAYOUTS_PER_TICK,
-            guilds: BTreeMap::new(),
-            brackets: Vec::new(),
+            entries: PartMap::default(),
+            index: HashMap::new(),
+            old_guilds: BTreeMap::new(),
+            old_brackets: Vec::new(),
             changed: BTreeSet::new(),
             payouts: BTreeMap::new(),
             last_results: Vec::new(),
@@ -152,40 +176,72 @@ impl Expedition {
         self.started_at_ms + self.period_ms
     }
 
+    /// Guilds signed up for the current period.
+    pub fn signed_up(&self) -> usize {
+        self.index.len()
+    }
+
+    /// Brackets of the current period (the last may not be full).
+    pub fn bracket_count(&self) -> u32 {
+        self.entries.last_key().map_or(0, |n| n / BRACKET_SIZE as u64 + 1) as u32
+    }
+
+    /// The guild's bracket, if it signed up for the current period.
+    pub fn bracket_of(&self, guild: &str) -> Option<u32> {
+        self.index.get(guild).map(|n| bracket_of(*n))
+    }
+
+    fn entry(&self, guild: &str) -> Option<&Entry> {
+        self.index.get(guild).and_then(|n| self.entries.get(n))
+    }
+
     /// Signs `guild` up; idempotent within a period.
     pub fn sign_up(&mut self, guild: &str) -> u32 {
-        if let Some(e) = self.guilds.get(guild) {
-            return e.bracket;
+        if let Some(bracket) = self.bracket_of(guild) {
+            return bracket;
         }
-        if self.brackets.last().is_none_or(|b| b.len() >= BRACKET_SIZE) {
-            self.brackets.push(Vec::new());
-        }
-        let bracket = (self.brackets.len() - 1) as u32;
-        self.brackets[bracket as usize].push(guild.to_string());
-        self.guilds.insert(guild.to_string(), Entry { bracket, ..Entry::default() });
-        self.changed.insert(bracket);
-        bracket
+        let n = self.entries.last_key().map_or(0, |n| n + 1);
+        self.entries.insert(n, Entry { guild: guild.to_string(), ..Entry::default() });
+        self.index.insert(guild.to_string(), n);
+        self.changed.insert(bracket_of(n));
+        bracket_of(n)
     }
 
     /// Adds a member's points; ignored for guilds not signed up.
     pub fn add_points(&mut self, guild: &str, player: &str, points: u32) -> bool {
-        let Some(entry) = self.guilds.get_mut(guild) else { return false };
+        let Some(&n) = self.index.get(guild) else { return false };
+        let Some(entry) = self.entries.get_mut(&n) else { return false };
         entry.points += points as u64;
         *entry.members.entry(player.to_string()).or_default() += points as u64;
-        self.changed.insert(entry.bracket);
+        self.changed.insert(bracket_of(n));
         true
     }
 
     /// Standings of one bracket: most points first, ties by sign-up order.
     pub fn standings(&self, bracket: u32) -> Vec<Standing> {
-        let Some(order) = self.brackets.get(bracket as usize) else { return Vec::new() };
-        let mut rows: Vec<(usize, &String, u64)> =
-            order.iter().enumerate().map(|(i, g)| (i, g, self.guilds.get(g).map_or(0, |e| e.points))).collect();
-        rows.sort_by(|a, b| b.2.cmp(&a.2).then(a.0.cmp(&b.0)));
+        let first = bracket as u64 * BRACKET_SIZE as u64;
+        let mut rows: Vec<(u64, &Entry)> =
+            (first..first + BRACKET_SIZE as u64).filter_map(|n| Some((n, self.entries.get(&n)?))).collect();
+        rows.sort_by(|a, b| b.1.points.cmp(&a.1.points).then(a.0.cmp(&b.0)));
         rows.into_iter()
             .enumerate()
-            .map(|(i, (_, g, points))| Standing { guild: g.clone(), points, rank: i as u32 + 1 })
+            .map(|(i, (_, e))| Standing { guild: e.guild.clone(), points: e.points, rank: i as u32 + 1 })
             .collect()
+    }
+
+    /// Moves an old snapshot's inline entries into parts (all marked
+    /// changed, so the next write stores them as parts) and rebuilds the
+    /// index.
+    fn after_load(&mut self) {
+        let mut old = std::mem::take(&mut self.old_guilds);
+        for (b, names) in std::mem::take(&mut self.old_brackets).into_iter().enumerate() {
+            for (i, guild) in names.into_iter().enumerate() {
+                let Some(entry) = old.remove(&guild) else { continue };
+                let n = (b * BRACKET_SIZE + i) as u64;
+                self.entries.insert(n, Entry { guild, ..entry });
+            }
+        }
+        self.index = self.entries.iter().map(|(n, e)| (e.guild.clone(), *n)).collect();
     }
 
     /// Ends the current period if its time has come: writes the payout plan,
@@ -195,10 +251,10 @@ impl Expedition {
         if now_ms < self.ends_at_ms() {
             return None;
         }
-        let results: Vec<Vec<Standing>> = (0..self.brackets.len() as u32).map(|b| self.standings(b)).collect();
+        let results: Vec<Vec<Standing>> = (0..self.bracket_count()).map(|b| self.standings(b)).collect();
         let mut plan = Vec::new();
         for standing in results.iter().flatten() {
-            let entry = &self.guilds[&standing.guild];
+            let Some(entry) = self.entry(&standing.guild) else { continue };
             for (player, points) in &entry.members {
                 if *points > 0 {
                     plan.push(Payment {
@@ -221,8 +277,8 @@ impl Expedition {
         let elapsed = (now_ms - self.started_at_ms) / self.period_ms;
         self.started_at_ms += elapsed * self.period_ms;
         self.period += 1;
-        self.guilds.clear();
-        self.brackets.clear();
+        self.entries.clear();
+        self.index.clear();
         self.changed.clear();
         Some(results)
     }
@@ -258,7 +314,7 @@ impl Expedition {
     }
 
     fn status(&self, guild: Option<&str>) -> ExpeditionStatus {
-        let entry = guild.and_then(|g| self.guilds.get(g));
+        let bracket = guild.and_then(|g| self.bracket_of(g));
         let last_results = guild
             .and_then(|g| self.last_results.iter().find(|b| b.iter().any(|s| s.guild == g)))
             .cloned()
@@ -266,8 +322,8 @@ impl Expedition {
         ExpeditionStatus {
             period: self.period,
             ends_at_ms: self.ends_at_ms(),
-            signed_up: entry.is_some(),
-            standings: entry.map(|e| self.standings(e.bracket)).unwrap_or_default(),
+            signed_up: bracket.is_some(),
+            standings: bracket.map(|b| self.standings(b)).unwrap_or_default(),
             last_results,
         }
     }
@@ -346,6 +402,32 @@ impl Entity for Expedition {
         Expedition::new(now_ms)
     }
 
+    const HAS_PARTS: bool = true;
+
+    fn take_part_changes(&mut self) -> Vec<(String, Option<Vec<u8>>)> {
+        let mut out = Vec::new();
+        self.entries.take_changes("g/", &mut out);
+        out
+    }
+
+    fn load_parts(&mut self, parts: Vec<(String, Vec<u8>)>) -> Result<(), String> {
+        for (name, value) in parts {
+            if !self.entries.load("g/", &name, &value)? {
+                return Err(format!("unknown part {name:?}"));
+            }
+        }
+        self.after_load();
+        Ok(())
+    }
+
+    fn state_json(&self) -> serde_json::Value {
+        let mut v = serde_json::to_value(self).unwrap_or(serde_json::Value::Null);
+        if let Some(obj) = v.as_object_mut() {
+            obj.insert("entries".into(), self.entries.to_json());
+        }
+        v
+    }
+
     async fn handle(&mut self, msg: ExpeditionMsg, ctx: &mut Ctx) -> Self::Reply {
         match msg {
             ExpeditionMsg::Configure { period_ms, payouts_per_tick } => {
@@ -358,12 +440,12 @@ impl Entity for Expedition {
                 Ok(ExpeditionReply::Done)
             }
             ExpeditionMsg::SignUp { guild } => {
-                if let Some(e) = self.guilds.get(&guild) {
+                if let Some(bracket) = self.bracket_of(&guild) {
                     // Signed up already, and durably: that first call waited
                     // for its write. A repeat writing the whole hub again
                     // (430 KB at 19,500 players) was most of the hub's writes.
                     ctx.unchanged();
-                    return Ok(ExpeditionReply::SignedUp { period: self.period, bracket: e.bracket });
+                    return Ok(ExpeditionReply::SignedUp { period: self.period, bracket });
                 }
                 let bracket = self.sign_up(&guild);
                 ctx.durable();
@@ -405,7 +487,8 @@ mod tests {
             assert_eq!(b, i / 8);
         }
         assert_eq!(e.sign_up("g3"), 0, "signing up twice changes nothing");
-        assert_eq!(e.brackets.iter().map(Vec::len).collect::<Vec<_>>(), vec![8, 8, 1]);
+        assert_eq!((e.bracket_count(), e.signed_up()), (3, 17));
+        assert_eq!(e.standings(2).len(), 1);
     }
 
     #[test]
@@ -438,7 +521,8 @@ mod tests {
         let results = e.end_period_if_due(T0 + 60_000 + 5).unwrap();
         assert_eq!(results[0][0].guild, "a");
         assert_eq!((e.period, e.started_at_ms), (2, T0 + 60_000), "aligned to the period, not the late tick");
-        assert!(e.guilds.is_empty() && e.brackets.is_empty(), "sign-ups are per period");
+        assert!(e.signed_up() == 0 && e.bracket_count() == 0, "sign-ups are per period");
+        assert_eq!(e.take_part_changes(), vec![("g/0".to_string(), None), ("g/1".to_string(), None)], "the period's entries are deleted");
         let pay: Vec<_> = e.next_payments(10).into_iter().map(|(_, _, tx, p)| (tx, p.gems)).collect();
         assert_eq!(
             pay,
@@ -458,5 +542,83 @@ mod tests {
         // A long outage skips whole periods.
         assert!(e.end_period_if_due(T0 + 60_000 * 5 + 1).is_some());
         assert_eq!((e.period, e.started_at_ms), (3, T0 + 60_000 * 5));
+    }
+
+    /// Stores the hub as the runtime does: the snapshot, then the parts
+    /// changed since the last store.
+    fn store(e: &mut Expedition, parts: &mut BTreeMap<String, Vec<u8>>) -> Vec<u8> {
+        for (name, value) in e.take_part_changes() {
+            match value {
+                Some(v) => parts.insert(name, v),
+                None => parts.remove(&name),
+            };
+        }
+        serde_json::to_vec(e).unwrap()
+    }
+
+    fn load(snapshot: &[u8], parts: &BTreeMap<String, Vec<u8>>) -> Expedition {
+        let mut e: Expedition = serde_json::from_slice(snapshot).unwrap();
+        e.load_parts(parts.iter().map(|(n, v)| (n.clone(), v.clone())).collect()).unwrap();
+        e
+    }
+
+    #[test]
+    fn a_sign_up_or_a_score_writes_one_entry_and_the_snapshot_holds_none() {
+        let mut e = Expedition::new(T0);
+        let mut parts = BTreeMap::new();
+        for i in 0..20 {
+            e.sign_up(&format!("guild-{i}"));
+            e.add_points(&format!("guild-{i}"), &format!("p{i}"), 3);
+        }
+        store(&mut e, &mut parts);
+        assert_eq!(parts.len(), 20);
+        e.sign_up("late");
+        let names: Vec<_> = e.take_part_changes().into_iter().map(|(n, _)| n).collect();
+        assert_eq!(names, vec!["g/20"], "a new sign-up writes its own entry");
+        e.add_points("guild-7", "p1", 5);
+        let names: Vec<_> = e.take_part_changes().into_iter().map(|(n, _)| n).collect();
+        assert_eq!(names, vec!["g/7"]);
+        let snapshot = String::from_utf8(serde_json::to_vec(&e).unwrap()).unwrap();
+        assert!(!snapshot.contains("guild-"), "entries live in parts only: {snapshot}");
+    }
+
+    #[test]
+    fn the_entries_survive_a_store_and_load() {
+        let mut e = Expedition::new(T0);
+        let mut parts = BTreeMap::new();
+        for g in ["a", "b", "c", "d", "e", "f", "g", "h", "i"] {
+            e.sign_up(g);
+        }
+        e.add_points("c", "p1", 4);
+        e.add_points("i", "p2", 1);
+        let snapshot = store(&mut e, &mut parts);
+        let back = load(&snapshot, &parts);
+        assert_eq!(back.standings(0), e.standings(0));
+        assert_eq!(back.standings(1), e.standings(1));
+        assert_eq!((back.bracket_of("i"), back.bracket_of("c"), back.bracket_of("zz")), (Some(1), Some(0), None));
+        let mut back = back;
+        assert_eq!(back.sign_up("j"), 1, "numbering goes on after a load");
+        assert_eq!(back.take_part_changes().into_iter().map(|(n, _)| n).collect::<Vec<_>>(), vec!["g/9"]);
+    }
+
+    #[test]
+    fn an_old_snapshot_with_inline_entries_loads_and_moves_them_into_parts() {
+        let old = serde_json::json!({
+            "period": 3, "started_at_ms": T0, "period_ms": 60_000, "payouts_per_tick": 200,
+            "guilds": {
+                "a": {"bracket": 0, "points": 5, "members": {"p1": 5}},
+                "b": {"bracket": 0, "points": 5, "members": {"p2": 5}},
+            },
+            "brackets": [["b", "a"]],
+            "changed": [0], "payouts": {}, "last_results": [], "gems_paid": 0,
+        });
+        let mut e = load(&serde_json::to_vec(&old).unwrap(), &BTreeMap::new());
+        let s = e.standings(0);
+        assert_eq!(s.iter().map(|s| (s.guild.as_str(), s.rank)).collect::<Vec<_>>(), vec![("b", 1), ("a", 2)], "sign-up order kept");
+        assert_eq!(e.entry("a").map(|x| x.members.clone()), Some(BTreeMap::from([("p1".to_string(), 5)])));
+        let names: Vec<_> = e.take_part_changes().into_iter().map(|(n, _)| n).collect();
+        assert_eq!(names, vec!["g/0", "g/1"], "the next write moves them into parts");
+        let snapshot = String::from_utf8(serde_json::to_vec(&e).unwrap()).unwrap();
+        assert!(!snapshot.contains("\"guilds\""), "and drops the inline form: {snapshot}");
     }
 }

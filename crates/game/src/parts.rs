@@ -59,6 +59,12 @@ impl<V: Serialize + DeserializeOwned> PartMap<V> {
         Some((k, v))
     }
 
+    /// Removes every entry (each one's part is deleted by the next write).
+    pub fn clear(&mut self) {
+        self.changed.extend(self.map.keys().copied());
+        self.map.clear();
+    }
+
     pub fn contains_key(&self, key: &u64) -> bool {
         self.map.contains_key(key)
     }
