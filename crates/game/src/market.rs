@@ -65,6 +65,8 @@ pub const REMEMBERED_OUTCOMES: usize = 256;
 /// conflated (the newest win); browsing gives the exact book.
 pub const FEED_OFFERS: usize = 20;
 pub const FEED_CLOSED: usize = 50;
+/// Least time between two feed events of a shard.
+pub const FEED_EVERY_MS: u64 = 1_000;
 
 /// The fee burnt on a sale at `price`: 5 % rounded down, at least 1, never
 /// more than the price.
@@ -260,8 +262,8 @@ pub enum MarketMsg {
     /// `player`'s active listings (escrowing or open: those that count
     /// against [`MAX_ACTIVE_LISTINGS`]).
     ListingsOf { player: String },
-    /// Publishes the feed of what changed since the last tick and marks
-    /// listings past their expiry as returning (game tick).
+    /// Marks listings past their expiry as returning and publishes a feed
+    /// event if one is due (game tick).
     Tick,
     /// Advances every pending operation by one step (game tick; also what
     /// completes operations interrupted by a crash or a failed call).
@@ -344,12 +346,21 @@ pub struct Market {
     /// (BENCHMARKS.md, "Long runs").
     #[serde(skip)]
     pub open: BTreeSet<(u64, u64, u64)>,
-    /// What changed since the last feed event: published by the game tick as
-    /// one [`MarketEvent::Feed`] per shard, instead of one event per change,
-    /// so that the cost of reaching every subscriber is paid once a tick, not
-    /// once per listing. Not stored: the feed is a view, not state.
+    /// What changed since the last feed event: published as one
+    /// [`MarketEvent::Feed`] per shard at most every [`FEED_EVERY_MS`],
+    /// instead of one event per change, so that the cost of reaching every
+    /// subscriber is paid once a period, not once per listing. Not stored:
+    /// the feed is a view, not state.
     #[serde(skip)]
     pub feed: Feed,
+    /// When the last feed event went out (`None`: not since activation).
+    /// A shard publishes when a change finds the last event a period old,
+    /// not on the game tick: every shard publishing on the same tick sent
+    /// every subscriber its feed within the same ~100 ms, a burst that
+    /// stalled the bots' process each second (BENCHMARKS.md, "Long runs").
+    /// The tick still publishes a feed that no later change flushed.
+    #[serde(skip)]
+    pub feed_sent_ms: Option<u64>,
 }
 
 /// New offers and closings of one shard not yet published.
@@ -410,6 +421,7 @@ impl Market {
             by_seller: Default::default(),
             open: BTreeSet::new(),
             feed: Feed::default(),
+            feed_sent_ms: None,
         }
     }
 
@@ -807,7 +819,8 @@ async fn apply(
 /// Events of the market, published on [`market_topic`] of the card kind.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum MarketEvent {
-    /// What changed on the shard since its last feed (one game tick): new
+    /// What changed on the shard since its last feed event (at most one
+    /// per [`FEED_EVERY_MS`]): new
     /// listings, and listings that left the market (sold, cancelled,
     /// expired). Conflated: at most [`FEED_OFFERS`] newest offers and
     /// [`FEED_CLOSED`] newest closings.
@@ -863,6 +876,27 @@ impl Entity for Market {
     }
 
     async fn handle(&mut self, msg: MarketMsg, ctx: &mut Ctx) -> Self::Reply {
+        let reply = self.handle_inner(msg, ctx).await;
+        self.publish_feed_if_due(ctx);
+        reply
+    }
+}
+
+impl Market {
+    /// Publishes what changed since the last feed event, if that was at
+    /// least [`FEED_EVERY_MS`] ago.
+    fn publish_feed_if_due(&mut self, ctx: &Ctx) {
+        let now = ctx.now_ms();
+        if self.feed.is_empty() || self.feed_sent_ms.is_some_and(|t| now < t + FEED_EVERY_MS) {
+            return;
+        }
+        let Feed { offers, closed } = std::mem::take(&mut self.feed);
+        let event = MarketEvent::Feed { kind: self.kind, offers, closed };
+        ctx.publish(&market_topic(self.kind), GameEvent::Market(event).encode());
+        self.feed_sent_ms = Some(now);
+    }
+
+    async fn handle_inner(&mut self, msg: MarketMsg, ctx: &mut Ctx) -> Result<MarketReply, GameError> {
         let now = ctx.now_ms();
         match msg {
             MarketMsg::List { seller, count, price, others_active } => {
@@ -917,11 +951,7 @@ impl Entity for Market {
                 Ok(MarketReply::Listings { listings, total })
             }
             MarketMsg::Tick => {
-                if !self.feed.is_empty() {
-                    let Feed { offers, closed } = std::mem::take(&mut self.feed);
-                    let event = MarketEvent::Feed { kind: self.kind, offers, closed };
-                    ctx.publish(&market_topic(self.kind), GameEvent::Market(event).encode());
-                }
+                // The feed, if due, goes out after this handler.
                 let expired = self.expire_due(now);
                 if expired > 0 {
                     ctx.durable();

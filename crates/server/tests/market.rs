@@ -12,7 +12,7 @@ use std::time::Duration;
 use common::{start, start_on, TestServer, WAIT};
 use guildhall_client::{Client, ClientError};
 use guildhall_entity::ManualClock;
-use guildhall_game::market::{sale_fee, LISTING_TTL_MS, MARKET_SHARDS, MAX_ACTIVE_LISTINGS};
+use guildhall_game::market::{sale_fee, FEED_EVERY_MS, LISTING_TTL_MS, MARKET_SHARDS, MAX_ACTIVE_LISTINGS};
 use guildhall_game::rng::SplitMix64;
 use guildhall_game::{Change, ChangeKind, Player, PlayerMsg};
 use guildhall_protocol::method;
@@ -204,8 +204,7 @@ async fn a_buy_moves_gold_and_cards_pays_an_offline_seller_and_burns_the_fee() {
     assert_eq!(buyer.market_subscribe(&[14, 3]).await.unwrap().kinds, [3, 14]);
     let price = 250;
     let listing = seller.market_list(14, 3, price).await.unwrap().listing.unwrap();
-    // The feed goes out on the game tick.
-    ts.server.maintain().await;
+    // The shard's first change goes out at once (no feed event this period).
     let (topic, offer) = push_where(&mut offers, |k| match k {
         pb::event::Kind::MarketFeed(f) => f.offers.first().cloned(),
         _ => None,
@@ -242,6 +241,19 @@ async fn a_buy_moves_gold_and_cards_pays_an_offline_seller_and_burns_the_fee() {
     let p = bought.player.unwrap();
     assert_eq!(p.gold, buyer_gold - price, "the buyer paid the price");
     assert_eq!(count_of(&p, 14), 3, "and got the cards");
+    // Within a period of the last feed event the sale waits; the game tick
+    // publishes it once the period is over.
+    ts.server.maintain().await;
+    // A round trip on the buyer's connection: a push sent before it arrives first.
+    me(&buyer).await;
+    assert!(
+        !std::iter::from_fn(|| offers.try_recv().ok()).any(|p| matches!(
+            p.event.and_then(|e| e.kind),
+            Some(pb::event::Kind::MarketFeed(f)) if !f.closed.is_empty()
+        )),
+        "no second feed event within {FEED_EVERY_MS} ms"
+    );
+    ts.clock.advance(Duration::from_millis(FEED_EVERY_MS));
     ts.server.maintain().await;
     let (_, closed) = push_where(&mut offers, |k| match k {
         pb::event::Kind::MarketFeed(f) => f.closed.first().cloned(),
