@@ -10,6 +10,7 @@
 
 mod bot;
 mod config;
+pub mod heap;
 pub mod profile;
 mod report;
 mod rng;

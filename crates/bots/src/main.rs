@@ -51,9 +51,12 @@ struct Cli {
     device_prefix: String,
 }
 
-#[tokio::main]
-async fn main() -> std::process::ExitCode {
-    let cli = Cli::parse();
+fn main() -> std::process::ExitCode {
+    guildhall_bots::heap::keep_freed_memory();
+    tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("tokio runtime").block_on(run(Cli::parse()))
+}
+
+async fn run(cli: Cli) -> std::process::ExitCode {
     let Some(profile) = Profile::by_name(&cli.profile) else {
         eprintln!("guildhall-bots: unknown profile {:?} (standard, hammer)", cli.profile);
         return std::process::ExitCode::from(2);
