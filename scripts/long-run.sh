@@ -8,6 +8,7 @@
 #   scripts/long-run.sh                         # 19,500 players, 600 s
 #   DURATION=300 PLAYERS=8000 scripts/long-run.sh
 #   SERVER_ARGS="--store-memtable-mib 8" scripts/long-run.sh
+#   SERVER_ENV="TOKIO_WORKER_THREADS=1" scripts/long-run.sh   # extra server environment
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PLAYERS=${PLAYERS:-19500}
@@ -20,7 +21,7 @@ cargo build --release -p guildhall-store --example store_stats
 DATA=$(mktemp -d)
 trap 'rm -rf "$DATA"' EXIT
 
-./target/release/guildhall serve --data-dir "$DATA/data" --listen 127.0.0.1:7360 --ws-listen "" \
+env ${SERVER_ENV:-} ./target/release/guildhall serve --data-dir "$DATA/data" --listen 127.0.0.1:7360 --ws-listen "" \
   --admin-listen 127.0.0.1:7362 --max-connections 19900 --log-level warn ${SERVER_ARGS:-} > "$OUT/server.log" 2>&1 &
 SPID=$!
 sleep 2

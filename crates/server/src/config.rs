@@ -80,6 +80,14 @@ pub struct Config {
     pub expedition_period_secs: u64,
     /// Expedition rewards paid per maintenance tick.
     pub expedition_payouts_per_tick: usize,
+    /// Tokio worker threads; 0: one per core but one, at least one. The
+    /// store's commits (`fdatasync`, on blocking threads) and fjall's
+    /// flushes and compactions run beside the workers, and a worker per
+    /// core competes with them and wakes and parks more: on the 2-core
+    /// benchmark machine one worker used 9 % less CPU than two at 19,500
+    /// players, with the latency goal held (BENCHMARKS.md, issue 4,
+    /// round 36).
+    pub worker_threads: usize,
     /// Log format: "json" or "text".
     pub log_format: String,
     /// Log filter, e.g. "info" or "guildhall_server=debug,info".
@@ -118,6 +126,7 @@ impl Default for Config {
             call_timeout_ms: 5_000,
             expedition_period_secs: 7 * 24 * 3600,
             expedition_payouts_per_tick: 200,
+            worker_threads: 0,
             log_format: "json".into(),
             log_level: "info".into(),
             log_buffer_lines: 64 * 1024,
@@ -130,6 +139,16 @@ impl Config {
     pub fn from_file(path: &std::path::Path) -> Result<Self, String> {
         let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
         toml::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))
+    }
+
+    /// The tokio worker threads to start: [`Config::worker_threads`], or
+    /// for 0 one per core but one (at least one).
+    pub fn resolved_worker_threads(&self) -> usize {
+        if self.worker_threads > 0 {
+            return self.worker_threads;
+        }
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        cores.saturating_sub(1).max(1)
     }
 
     pub fn resume_window(&self) -> Duration {
@@ -171,5 +190,15 @@ mod tests {
         std::fs::write(&path, "lisen = \"typo\"\n").unwrap();
         let err = Config::from_file(&path).unwrap_err();
         assert!(err.contains("lisen"), "{err}");
+    }
+
+    #[test]
+    fn worker_threads_zero_leaves_a_core_to_the_store_and_a_number_is_kept() {
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let auto = Config::default().resolved_worker_threads();
+        assert_eq!(auto, cores.saturating_sub(1).max(1));
+        assert!(auto >= 1);
+        let c = Config { worker_threads: 3, ..Config::default() };
+        assert_eq!(c.resolved_worker_threads(), 3);
     }
 }

@@ -94,6 +94,9 @@ struct ServeArgs {
     /// Length of an expedition period in seconds (a game "week").
     #[arg(long, env = "GUILDHALL_EXPEDITION_PERIOD_SECS")]
     expedition_period_secs: Option<u64>,
+    /// Tokio worker threads (0: one per core but one, at least one).
+    #[arg(long, env = "GUILDHALL_WORKER_THREADS")]
+    worker_threads: Option<usize>,
     /// Log format: json or text.
     #[arg(long, env = "GUILDHALL_LOG_FORMAT")]
     log_format: Option<String>,
@@ -134,6 +137,7 @@ impl ServeArgs {
             sync_interval_ms,
             rate_limit_per_sec,
             expedition_period_secs,
+            worker_threads,
             log_format,
             log_level,
             log_buffer_lines
@@ -158,7 +162,7 @@ fn main() -> std::process::ExitCode {
         }
     };
     let _log_guard = telemetry::init(&config.log_format, &config.log_level, config.log_buffer_lines);
-    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("tokio runtime");
+    let rt = runtime(&config);
     match rt.block_on(serve(config)) {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
@@ -167,6 +171,15 @@ fn main() -> std::process::ExitCode {
             std::process::ExitCode::FAILURE
         }
     }
+}
+
+/// The server's runtime, with [`Config::resolved_worker_threads`] workers.
+fn runtime(config: &Config) -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(config.resolved_worker_threads())
+        .enable_all()
+        .build()
+        .expect("tokio runtime")
 }
 
 async fn serve(config: Config) -> Result<(), Box<dyn std::error::Error>> {
@@ -210,7 +223,7 @@ fn run_demo(args: DemoArgs) -> std::process::ExitCode {
         ..Config::default()
     };
     let _log_guard = telemetry::init(&config.log_format, &config.log_level, config.log_buffer_lines);
-    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("tokio runtime");
+    let rt = runtime(&config);
     rt.block_on(async move {
         let listeners = match Listeners::bind(&config).await {
             Ok(l) => l,
