@@ -522,7 +522,11 @@ mod tests {
         assert_eq!(results[0][0].guild, "a");
         assert_eq!((e.period, e.started_at_ms), (2, T0 + 60_000), "aligned to the period, not the late tick");
         assert!(e.signed_up() == 0 && e.bracket_count() == 0, "sign-ups are per period");
-        assert_eq!(e.take_part_changes(), vec![("g/0".to_string(), None), ("g/1".to_string(), None)], "the period's entries are deleted");
+        assert_eq!(
+            e.take_part_changes(),
+            vec![("g/0".to_string(), None), ("g/1".to_string(), None)],
+            "the period's entries are deleted"
+        );
         let pay: Vec<_> = e.next_payments(10).into_iter().map(|(_, _, tx, p)| (tx, p.gems)).collect();
         assert_eq!(
             pay,
@@ -614,7 +618,11 @@ mod tests {
         });
         let mut e = load(&serde_json::to_vec(&old).unwrap(), &BTreeMap::new());
         let s = e.standings(0);
-        assert_eq!(s.iter().map(|s| (s.guild.as_str(), s.rank)).collect::<Vec<_>>(), vec![("b", 1), ("a", 2)], "sign-up order kept");
+        assert_eq!(
+            s.iter().map(|s| (s.guild.as_str(), s.rank)).collect::<Vec<_>>(),
+            vec![("b", 1), ("a", 2)],
+            "sign-up order kept"
+        );
         assert_eq!(e.entry("a").map(|x| x.members.clone()), Some(BTreeMap::from([("p1".to_string(), 5)])));
         let names: Vec<_> = e.take_part_changes().into_iter().map(|(n, _)| n).collect();
         assert_eq!(names, vec!["g/0", "g/1"], "the next write moves them into parts");
