@@ -206,3 +206,34 @@ async fn rewards_are_paid_exactly_once_across_a_restart_during_the_payout() {
     let p = ts.server.runtime().state_json("player", id).await.unwrap().unwrap();
     assert_eq!(p["gems"].as_u64().unwrap() - before[0], reward_for_rank(1));
 }
+
+#[tokio::test]
+async fn sign_ups_and_points_survive_a_restart_and_numbering_goes_on() {
+    let store: Arc<dyn Store> = Arc::new(MemoryStore::new());
+    let ts = start_on(config(100), store.clone(), Default::default()).await;
+    let clock = ts.clock.clone();
+    let mut guilds = HashMap::new();
+    let (a1, _, ga) = member(&ts, "r-a1", "ra", &mut guilds).await;
+    let (b1, _, gb) = member(&ts, "r-b1", "rb", &mut guilds).await;
+    a1.expedition_sign_up().await.unwrap();
+    b1.expedition_sign_up().await.unwrap();
+    let a_points = battle(&ts, &a1, 2).await;
+    wait_points(&ts, &ga, a_points).await;
+    // The sign-ups are parts of the hub; the points wait for its
+    // write-behind, and a graceful stop writes them.
+    ts.server.shutdown().await;
+    drop((a1, b1));
+
+    let ts = start_on(config(100), store, clock).await;
+    wait_points(&ts, &ga, a_points).await;
+    wait_points(&ts, &gb, 0).await;
+    let (c1, _, gc) = member(&ts, "r-c1", "rc", &mut guilds).await;
+    let up = c1.expedition_sign_up().await.unwrap();
+    assert_eq!(up.bracket, 0, "a third sign-up joins the first bracket");
+    let status = c1.expedition_status().await.unwrap();
+    assert_eq!(
+        status.standings.iter().map(|s| (s.guild_id.clone(), s.rank)).collect::<Vec<_>>(),
+        [(ga, 1), (gb, 2), (gc, 3)],
+        "ranked by points, then in sign-up order across the restart"
+    );
+}
