@@ -1,12 +1,12 @@
 //! The bots' heap: keep what was freed instead of handing it back.
 //!
-//! Every second the server sends each bot a market feed event (and guild
-//! pushes come in bursts), so the bots' allocations rise and fall by tens of
-//! megabytes within a second. glibc's `free` gives the top of a heap back to
-//! the OS once more than the trim threshold is free there, and the next
-//! burst faults the same pages in again, each one zeroed by the kernel: in a
-//! ten-minute run 9 % of the bots' CPU went to those faults, in bursts that
-//! held the bots' runtime for 150-180 ms every few seconds. Latencies are
+//! Pushes reach the bots in bursts (market feeds, guild chat and
+//! donations), so the bots' allocations rise and fall within a second.
+//! glibc's `free` gives the top of a heap back to the OS once more than the
+//! trim threshold is free there, and the next burst faults the same pages in
+//! again, each one zeroed by the kernel: in a profile at t = 280 s of a long
+//! run 9 % of the bots' CPU went to those faults, in bursts that held the
+//! bots' runtime for 150-180 ms every few seconds. Latencies are
 //! measured in this process, so a stall here was counted as the server's
 //! (BENCHMARKS.md, "Long runs"). A load generator's memory is not what is
 //! being measured; its steadiness is.

@@ -389,9 +389,10 @@ impl Expedition {
 impl Entity for Expedition {
     const KIND: &'static str = "expedition";
     /// The hub's live points change with every battle of every guild, and
-    /// its snapshot grows with everyone who scored (430 KB for 19,500
-    /// players): written each flush interval, it became a third of the
-    /// store's write volume (BENCHMARKS.md, "Long runs"). Points are not
+    /// its entries grow with everyone who scored (430 KB for 19,500
+    /// players, inline then): written each flush interval, they became a
+    /// third of the store's write volume (BENCHMARKS.md, "Long runs"); as
+    /// parts, every entry still changes between two writes. Points are not
     /// value: a crash loses at most this much of a week's standings, while
     /// the payout plan and payments are durable writes of their own.
     const WRITE_BEHIND_MS: u64 = 30_000;

@@ -820,9 +820,8 @@ async fn apply(
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum MarketEvent {
     /// What changed on the shard since its last feed event (at most one
-    /// per [`FEED_EVERY_MS`]): new
-    /// listings, and listings that left the market (sold, cancelled,
-    /// expired). Conflated: at most [`FEED_OFFERS`] newest offers and
+    /// per [`FEED_EVERY_MS`]): new listings, and listings that left the
+    /// market (sold, cancelled, expired). Conflated: at most [`FEED_OFFERS`] newest offers and
     /// [`FEED_CLOSED`] newest closings.
     Feed { kind: u32, offers: Vec<ListingView>, closed: Vec<(String, CloseReason)> },
 }
