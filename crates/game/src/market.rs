@@ -883,10 +883,14 @@ impl Entity for Market {
 
 impl Market {
     /// Publishes what changed since the last feed event, if that was at
-    /// least [`FEED_EVERY_MS`] ago.
+    /// least [`FEED_EVERY_MS`] ago. Runs after every handler, browses included: the clock is read only
+    /// when there is something to publish.
     fn publish_feed_if_due(&mut self, ctx: &Ctx) {
+        if self.feed.is_empty() {
+            return;
+        }
         let now = ctx.now_ms();
-        if self.feed.is_empty() || self.feed_sent_ms.is_some_and(|t| now < t + FEED_EVERY_MS) {
+        if self.feed_sent_ms.is_some_and(|t| now < t + FEED_EVERY_MS) {
             return;
         }
         let Feed { offers, closed } = std::mem::take(&mut self.feed);
