@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use guildhall_client::{pb, Client, ClientConfig, ClientError, Status};
-use tokio::sync::watch;
+use tokio::sync::{mpsc, watch};
 
 use crate::profile::{Action, Profile};
 use crate::rng::Rng;
@@ -27,6 +27,10 @@ pub struct Bot {
     /// Listings seen in the last browse or offer push, to buy from.
     offers: Vec<String>,
 }
+
+/// Offers a bot remembers to buy from: enough for the buys between two
+/// browses or feed pushes.
+const MAX_OFFERS: usize = 10;
 
 /// Game refusals (not enough mana...) are answers, not failures.
 fn is_refusal(e: &ClientError) -> bool {
@@ -101,7 +105,9 @@ impl Bot {
             };
             self.stats.connected.fetch_add(1, Ordering::Relaxed);
             let leaving = self.play(&client).await;
-            self.stats.resumes.fetch_add(client.stats().resumes, Ordering::Relaxed);
+            let counted = client.stats();
+            self.stats.resumes.fetch_add(counted.resumes, Ordering::Relaxed);
+            self.stats.pushes.fetch_add(counted.pushes, Ordering::Relaxed);
             client.close().await;
             self.stats.connected.fetch_sub(1, Ordering::Relaxed);
             if !leaving {
@@ -175,11 +181,49 @@ impl Bot {
         }
     }
 
+    /// Thinks for `d`, reading the pushes that arrive meanwhile, as a
+    /// player's app does; false when the run ended.
+    async fn think(&mut self, d: Duration, pushes: &mut Option<mpsc::UnboundedReceiver<pb::Push>>) -> bool {
+        let until = tokio::time::sleep_until((Instant::now() + d).min(self.deadline).into());
+        tokio::pin!(until);
+        loop {
+            let push = async {
+                match pushes.as_mut() {
+                    Some(rx) => rx.recv().await,
+                    None => std::future::pending().await,
+                }
+            };
+            tokio::select! {
+                _ = &mut until => return !self.over(),
+                _ = self.stop.changed() => return false,
+                push = push => match push {
+                    Some(push) => self.on_push(push),
+                    None => *pushes = None,
+                },
+            }
+        }
+    }
+
+    /// New offers on the market stream become what the bot buys next
+    /// (newest first, its own left out); other pushes are only read.
+    fn on_push(&mut self, push: pb::Push) {
+        let Some(pb::event::Kind::MarketFeed(feed)) = push.event.and_then(|e| e.kind) else {
+            return;
+        };
+        let me = self.player.as_ref().map(|p| p.player_id.as_str()).unwrap_or_default();
+        let fresh = feed.offers.into_iter().filter(|l| l.seller_id != me).map(|l| l.listing_id);
+        self.offers.extend(fresh);
+        let keep = self.offers.len().saturating_sub(MAX_OFFERS);
+        self.offers.drain(..keep);
+    }
+
     /// Plays one session; true when the player leaves to come back later.
     async fn play(&mut self, client: &Client) -> bool {
+        // Read, not left to pile up in the client (up to its buffer's bound).
+        let mut pushes = client.take_pushes();
         loop {
             let think = Duration::from_secs_f64(self.rng.exp(self.profile.think_mean_secs));
-            if !self.pause(think).await {
+            if !self.think(think, &mut pushes).await {
                 return false;
             }
             let action = self.profile.pick(self.rng.below(self.profile.total_weight()));
@@ -297,5 +341,42 @@ impl Bot {
             },
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn listing(id: u32, seller: &str) -> pb::MarketListing {
+        pb::MarketListing { listing_id: format!("l{id}"), seller_id: seller.into(), ..Default::default() }
+    }
+
+    fn feed(offers: Vec<pb::MarketListing>) -> pb::Push {
+        let feed = pb::MarketFeed { kind: 1, offers, closed: vec![] };
+        pb::Push {
+            seq: 1,
+            topic: "market/1".into(),
+            event: Some(pb::Event { kind: Some(pb::event::Kind::MarketFeed(feed)) }),
+        }
+    }
+
+    #[test]
+    fn the_offer_stream_feeds_the_next_buys_newest_first_without_own_listings() {
+        let (_stop_tx, stop) = watch::channel(false);
+        let target = "127.0.0.1:1".parse().unwrap();
+        let mut bot =
+            Bot::new(Arc::default(), Arc::new(Profile::standard()), target, None, "d".into(), Instant::now(), 1, stop);
+        bot.player = Some(pb::Player { player_id: "me".into(), ..Default::default() });
+        bot.on_push(feed((0..8).map(|i| listing(i, "other")).collect()));
+        bot.on_push(feed(vec![listing(8, "me"), listing(9, "other"), listing(10, "other"), listing(11, "other")]));
+        assert_eq!(bot.offers.len(), MAX_OFFERS, "bounded");
+        assert!(!bot.offers.contains(&"l8".to_string()), "own listing left out");
+        assert_eq!(bot.offers.pop().as_deref(), Some("l11"), "newest bought first");
+        assert_eq!(bot.offers.first().map(String::as_str), Some("l1"), "oldest dropped: {:?}", bot.offers);
+        // Other pushes change nothing.
+        let chat = pb::Push { seq: 2, topic: "guild/g".into(), event: None };
+        bot.on_push(chat);
+        assert_eq!(bot.offers.len(), MAX_OFFERS - 1);
     }
 }

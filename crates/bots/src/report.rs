@@ -66,6 +66,9 @@ pub struct Report {
     pub errors: u64,
     pub errors_by_kind: BTreeMap<String, u64>,
     pub resumes: u64,
+    /// Pushes received by players whose session ended (all of them at the
+    /// end of a run): the server-to-client traffic beyond the answers.
+    pub pushes: u64,
     pub reconnects: u64,
     pub drops: u64,
     pub methods: Vec<MethodLatency>,
@@ -112,7 +115,7 @@ impl Report {
 <style>body{{font-family:sans-serif;margin:2em;color:#222}}table{{border-collapse:collapse}}td,th{{border:1px solid #ccc;padding:4px 8px;text-align:right}}th{{background:#f4f4f4}}svg{{margin:0.5em 0;display:block}}</style></head>
 <body><h1>Guildhall bots report</h1>
 <p>Profile <b>{profile}</b>, seed {seed}, {players} players requested against {targets}; ran {dur:.0} s; peak {peak} players;
-{requests} requests; {errcount} errors ({errors}); {resumes} resumes, {reconnects} reconnects, {drops} drops.</p>
+{requests} requests; {errcount} errors ({errors}); {pushes} pushes received; {resumes} resumes, {reconnects} reconnects, {drops} drops.</p>
 {ramp}
 {c1}{c2}{c3}
 <h2>Latency per method (ms)</h2>
@@ -126,6 +129,7 @@ impl Report {
             peak = self.peak_players,
             requests = self.requests,
             errcount = self.errors,
+            pushes = self.pushes,
             resumes = self.resumes,
             reconnects = self.reconnects,
             drops = self.drops,

@@ -19,6 +19,8 @@ pub struct Stats {
     pub requests: AtomicU64,
     pub errors: AtomicU64,
     pub resumes: AtomicU64,
+    /// Pushes the players received (each once), added when a client closes.
+    pub pushes: AtomicU64,
     pub reconnects: AtomicU64,
     pub drops: AtomicU64,
     pub connect_failures: AtomicU64,
@@ -39,6 +41,7 @@ impl Default for Stats {
             requests: AtomicU64::new(0),
             errors: AtomicU64::new(0),
             resumes: AtomicU64::new(0),
+            pushes: AtomicU64::new(0),
             reconnects: AtomicU64::new(0),
             drops: AtomicU64::new(0),
             connect_failures: AtomicU64::new(0),

@@ -271,6 +271,7 @@ pub async fn run(config: SwarmConfig) -> Result<Report, ConfigError> {
         errors: stats.errors.load(Ordering::Relaxed),
         errors_by_kind: stats.error_kinds(),
         resumes: stats.resumes.load(Ordering::Relaxed),
+        pushes: stats.pushes.load(Ordering::Relaxed),
         reconnects: stats.reconnects.load(Ordering::Relaxed),
         drops: stats.drops.load(Ordering::Relaxed),
         methods,

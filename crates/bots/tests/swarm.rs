@@ -52,6 +52,7 @@ async fn a_bounded_swarm_plays_and_reports() {
         assert!(report.methods.iter().any(|m| m.method == method && m.count > 0), "{method} played");
     }
     assert!(report.drops > 0 && report.resumes > 0, "some connections dropped and resumed");
+    assert!(report.pushes > 0, "guild and market pushes reached the players and were counted");
     assert!(!report.samples.is_empty());
     // The machine's CPU is read every second (after the first), within its cores.
     let cores = std::thread::available_parallelism().unwrap().get() as f64;
