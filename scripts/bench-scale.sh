@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Issue 4 scaling benchmark: the Guildhall server and the bots as separate
 # processes on loopback, then the same traffic against the bare baseline
-# server, in the same run. Prints a summary; the raw reports (JSON + HTML)
-# land in bench-results/.
+# server, in the same run, twice: answering the requests only, then also
+# sending as many pushes per request as the bots received from Guildhall.
+# Prints a summary; the raw reports (JSON + HTML) land in bench-results/.
 #
 #   scripts/bench-scale.sh                 # 19,500 players, standard profile
 #   PLAYERS=5000 DURATION=60 scripts/bench-scale.sh
@@ -46,9 +47,21 @@ BASE_IDLE_RSS=$(rss $BPID)
   2> "$OUT/baseline-progress.txt"
 kill $BPID; wait $BPID 2>/dev/null || true
 
-python3 - "$OUT" "$IDLE_RSS" "$BASE_IDLE_RSS" "$PLAYERS" <<'PY'
+# The pushes Guildhall sent per request, for the baseline that sends them too.
+PPR=$(python3 -c 'import json,sys; r=json.load(open(sys.argv[1])); print("%.4f" % (r["pushes"] / max(r["requests"], 1)))' "$OUT/guildhall.json")
+echo "== baseline with pushes ($PPR per request): $PLAYERS players, ${DURATION}s"
+./target/release/baseline-server --listen 127.0.0.1:7450 --pushes-per-request "$PPR" > "$OUT/baseline-pushes.log" 2>&1 &
+BPID=$!
+sleep 1
+PUSH_IDLE_RSS=$(rss $BPID)
+./target/release/guildhall-bots --target 127.0.0.1:7450 --players "$PLAYERS" --spawn-rate "$SPAWN" \
+  --duration "$DURATION" --source-addrs 4 --seed 1 --server-pid $BPID --report "$OUT/baseline-pushes.json" \
+  2> "$OUT/baseline-pushes-progress.txt"
+kill $BPID; wait $BPID 2>/dev/null || true
+
+python3 - "$OUT" "$IDLE_RSS" "$BASE_IDLE_RSS" "$PLAYERS" "$PUSH_IDLE_RSS" <<'PY'
 import json, sys
-out, idle, base_idle, players = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
+out, idle, base_idle, players, push_idle = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5])
 def steady(report):
     # The steady state: every sample with (nearly) all players connected (bots leave and come back), minus the last 3 s (shutdown).
     s = [x for x in report["samples"] if x["players"] >= 0.97 * players][:-3]
@@ -71,6 +84,7 @@ def summary(name, path, idle_rss):
     machine = sum(machine) / len(machine) if machine else float("nan")
     print(f"{name}: {over} of {len(s)} seconds with p99 over 50 ms; median 1-s p99 {sorted(x['p99_ms'] for x in s)[len(s)//2]:.2f} ms; "
           f"bots' worst timer lag {lag:.1f} ms; machine {machine:.2f} cores busy")
+    print(f"{name}: {r.get('pushes', 0)} pushes received, {r.get('pushes', 0)/max(r['requests'],1):.2f} per request")
     print(f"{name}: RSS idle {idle_rss} KiB, loaded {rss} KiB, {(rss-idle_rss)*1024/conn:.0f} bytes per player; "
           f"players per busy core {conn/cores:.0f}; CPU per request {cores/rps*1e6:.1f} us")
     for m in r["methods"]:
@@ -98,6 +112,9 @@ def server_side(path):
 g = summary("guildhall", f"{out}/guildhall.json", idle)
 server_side(f"{out}/server-metrics.txt")
 b = summary("baseline", f"{out}/baseline.json", base_idle)
+bp = summary("baseline+pushes", f"{out}/baseline-pushes.json", push_idle)
 if g and b:
     print(f"CPU per request, guildhall / baseline: {g/b:.2f}")
+if g and bp:
+    print(f"CPU per request, guildhall / baseline with the same pushes: {g/bp:.2f}")
 PY
