@@ -110,9 +110,15 @@ impl Conn {
         let timer = tokio::time::sleep(self.heartbeat());
         tokio::pin!(timer);
 
+        // Set when the session woke us: a graceful stop wakes every session.
+        let mut woken = false;
+
         loop {
             if let Err(exit) = self.write_pending(t).await {
                 return exit;
+            }
+            if std::mem::take(&mut woken) && *shutdown.borrow() {
+                return Exit::Close(Status::ShuttingDown, "server is shutting down".into());
             }
             // Borrows the session rather than cloning its `Arc`: smaller,
             // and two atomic operations fewer per wake-up.
@@ -124,9 +130,15 @@ impl Conn {
             };
             tokio::select! {
                 biased;
-                _ = shutdown.changed() => {
+                // Only before login. A `changed()` future made and dropped on
+                // every pass took the watch's waiter lock two or three times
+                // (2 % of the server's samples at 19,500 players); a
+                // connection in a session hears of the stop from its session
+                // instead, which the server wakes when it begins to stop.
+                _ = shutdown.changed(), if self.session.is_none() => {
                     return Exit::Close(Status::ShuttingDown, "server is shutting down".into());
                 }
+                _ = session_wake => woken = true,
                 frame = t.recv() => match frame {
                     Ok(Some(frame)) => {
                         pinged = false;
@@ -151,7 +163,6 @@ impl Conn {
                         return Exit::Quiet;
                     }
                 },
-                _ = session_wake => {}
                 _ = &mut timer => {
                     let (heartbeat, idle_timeout) = (self.heartbeat(), self.idle_timeout());
                     if pinged || heartbeat >= idle_timeout {
@@ -164,6 +175,17 @@ impl Conn {
                 }
             }
         }
+    }
+
+    /// Takes `session` as this connection's. From here on the connection
+    /// hears of a graceful stop through the session's wake-up: if the stop
+    /// began before (and the server's wake of every session missed this
+    /// one), wake it now.
+    fn enter(&mut self, session: Arc<Session>) {
+        if *self.shared.shutdown.borrow() {
+            session.wake();
+        }
+        self.session = Some(session);
     }
 
     /// Writes direct envelopes and whatever the session queued for us.
@@ -331,7 +353,7 @@ impl Conn {
             player: Some(player),
         };
         session.emit_response(req.id, &Answer::ok(resp.encode_to_vec().into()));
-        self.session = Some(session);
+        self.enter(session);
         metrics::counter!("guildhall_logins_total").increment(1);
     }
 
@@ -368,7 +390,7 @@ impl Conn {
             Ok(replayed_to) => {
                 let resp = pb::ResumeResponse { player_id: claims.player_id, replayed_to };
                 session.emit_response(req.id, &Answer::ok(resp.encode_to_vec().into()));
-                self.session = Some(session);
+                self.enter(session);
                 metrics::counter!("guildhall_resumes_total").increment(1);
             }
             Err(AttachError::Ended(_, reason)) => self

@@ -265,6 +265,9 @@ impl Server {
     pub async fn shutdown(self) {
         tracing::info!("graceful stop: closing connections and flushing state");
         let _ = self.shutdown_tx.send(true);
+        // Connections in a session do not watch the stop signal between
+        // wake-ups (see `conn.rs`): wake them all to look at it.
+        self.shared.sessions.wake_all();
         // Connections close within a second or so; wait for them (bounded).
         let all = self.shared.config.max_connections as u32;
         let _ = tokio::time::timeout(Duration::from_secs(10), self.conn_cap.acquire_many(all)).await;

@@ -225,9 +225,16 @@ impl Session {
         self.state.lock().expect("session lock")
     }
 
-    /// Waits until something was queued (or the session changed hands).
+    /// Waits until something was queued (or the session changed hands, or
+    /// the server began to stop).
     pub async fn notified(&self) {
         self.notify.notified().await
+    }
+
+    /// Wakes the connection attached to this session (or the next one to
+    /// wait, if it is busy): it looks at the stop signal when woken.
+    pub fn wake(&self) {
+        self.notify.notify_one();
     }
 
     /// Sequences, buffers and queues one server message.
@@ -605,6 +612,14 @@ impl Sessions {
         }
         metrics::counter!("guildhall_sessions_expired_total").increment(expired.len() as u64);
         expired.len()
+    }
+
+    /// Wakes every session's connection (the start of a graceful stop).
+    pub fn wake_all(&self) {
+        let sessions: Vec<Arc<Session>> = self.by_id.lock().expect("sessions lock").values().cloned().collect();
+        for session in sessions {
+            session.wake();
+        }
     }
 
     /// Ends every session (graceful shutdown).

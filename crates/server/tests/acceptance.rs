@@ -204,12 +204,19 @@ async fn a_graceful_stop_and_restart_loses_nothing() {
     }
     let (first, _) = &before[0];
     let mut events = first.events();
+    // One more that has not logged in: it waits for the stop signal itself,
+    // where a connection in a session hears of it through its session.
+    let mut anonymous = common::Raw::connect(ts.tcp()).await;
+    anonymous.send(pb::envelope::Kind::Ping(pb::Ping { nonce: 7 })).await;
+    assert_eq!(anonymous.recv().await, Some(pb::envelope::Kind::Pong(pb::Pong { nonce: 7 })), "served");
     ts.server.shutdown().await;
     let ev = next_event(&mut events, |e| matches!(e, ClientEvent::CloseReceived(..))).await;
     // The connection's own stop, not the end of the sessions after the
     // drain ("server stopped"), which is all a connection deaf to the stop
     // signal would get.
     assert_eq!(ev, ClientEvent::CloseReceived(Status::ShuttingDown, "server is shutting down".into()));
+    let close = anonymous.close_reason().await;
+    assert_eq!((close.status(), close.reason.as_str()), (Status::ShuttingDown, "server is shutting down"));
 
     let ts = start_on(config, store, clock).await;
     for (i, (_, was)) in before.iter().enumerate() {
