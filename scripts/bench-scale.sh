@@ -37,27 +37,29 @@ IDLE_RSS=$(rss $SPID)
 curl -s 127.0.0.1:7362/metrics > "$OUT/server-metrics.txt" || true
 kill -TERM $SPID; wait $SPID || true
 
+# run_baseline NAME [baseline-server flags]: the same bots against the bare
+# server; its idle RSS (before the bots) goes to $OUT/NAME.idle-rss.
+run_baseline() {
+  local name=$1; shift
+  ./target/release/baseline-server --listen 127.0.0.1:7450 "$@" > "$OUT/$name.log" 2>&1 &
+  local pid=$!
+  sleep 1
+  rss $pid > "$OUT/$name.idle-rss"
+  ./target/release/guildhall-bots --target 127.0.0.1:7450 --players "$PLAYERS" --spawn-rate "$SPAWN" \
+    --duration "$DURATION" --source-addrs 4 --seed 1 --server-pid $pid --report "$OUT/$name.json" \
+    2> "$OUT/$name-progress.txt"
+  kill $pid; wait $pid 2>/dev/null || true
+}
+
 echo "== baseline: $PLAYERS players, ${DURATION}s"
-./target/release/baseline-server --listen 127.0.0.1:7450 > "$OUT/baseline.log" 2>&1 &
-BPID=$!
-sleep 1
-BASE_IDLE_RSS=$(rss $BPID)
-./target/release/guildhall-bots --target 127.0.0.1:7450 --players "$PLAYERS" --spawn-rate "$SPAWN" \
-  --duration "$DURATION" --source-addrs 4 --seed 1 --server-pid $BPID --report "$OUT/baseline.json" \
-  2> "$OUT/baseline-progress.txt"
-kill $BPID; wait $BPID 2>/dev/null || true
+run_baseline baseline
+BASE_IDLE_RSS=$(cat "$OUT/baseline.idle-rss")
 
 # The pushes Guildhall sent per request, for the baseline that sends them too.
 PPR=$(python3 -c 'import json,sys; r=json.load(open(sys.argv[1])); print("%.4f" % (r["pushes"] / max(r["requests"], 1)))' "$OUT/guildhall.json")
 echo "== baseline with pushes ($PPR per request): $PLAYERS players, ${DURATION}s"
-./target/release/baseline-server --listen 127.0.0.1:7450 --pushes-per-request "$PPR" > "$OUT/baseline-pushes.log" 2>&1 &
-BPID=$!
-sleep 1
-PUSH_IDLE_RSS=$(rss $BPID)
-./target/release/guildhall-bots --target 127.0.0.1:7450 --players "$PLAYERS" --spawn-rate "$SPAWN" \
-  --duration "$DURATION" --source-addrs 4 --seed 1 --server-pid $BPID --report "$OUT/baseline-pushes.json" \
-  2> "$OUT/baseline-pushes-progress.txt"
-kill $BPID; wait $BPID 2>/dev/null || true
+run_baseline baseline-pushes --pushes-per-request "$PPR"
+PUSH_IDLE_RSS=$(cat "$OUT/baseline-pushes.idle-rss")
 
 python3 - "$OUT" "$IDLE_RSS" "$BASE_IDLE_RSS" "$PLAYERS" "$PUSH_IDLE_RSS" <<'PY'
 import json, sys
