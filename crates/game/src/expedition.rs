@@ -31,7 +31,17 @@ pub const DEFAULT_PAYOUTS_PER_TICK: usize = 200;
 /// Live standings are pushed at most this often. Every battle moves a
 /// bracket, so pushing each second would send every member of every active
 /// guild a push a second; the final standings still go out at once.
+///
+/// Each bracket has its own second in the period (bracket `b` pushes in the
+/// seconds `s` with `s % 30 == b % 30`): pushed all at once, the standings
+/// of every bracket reached every member of every signed-up guild in the
+/// same tick, a burst that grew with the sign-ups (16,600 pushes and a
+/// 175-ms stall of the server every 30 s at 19,500 players, BENCHMARKS.md
+/// "Long runs", round 44).
 pub const STANDINGS_PUSH_MS: u64 = 30_000;
+
+/// The seconds of one round of standings pushes: each bracket has one.
+const STANDINGS_SLOTS: u64 = STANDINGS_PUSH_MS / 1000;
 
 /// The bracket of sign-up number `n`.
 fn bracket_of(n: u64) -> u32 {
@@ -109,9 +119,10 @@ pub struct Expedition {
     pub last_results: Vec<Vec<Standing>>,
     /// Gems paid out over all periods (for audits).
     pub gems_paid: u64,
-    /// Clock time of the last live standings push.
+    /// The last second (clock time / 1000) whose brackets' standings were
+    /// pushed; 0: none yet.
     #[serde(default)]
-    pub standings_pushed_at_ms: u64,
+    pub standings_second: u64,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -168,7 +179,7 @@ impl Expedition {
             payouts: BTreeMap::new(),
             last_results: Vec::new(),
             gems_paid: 0,
-            standings_pushed_at_ms: 0,
+            standings_second: 0,
         }
     }
 
@@ -328,6 +339,27 @@ impl Expedition {
         }
     }
 
+    /// The changed brackets whose second came since the last push (all of
+    /// them on the first tick, or after a whole round without ticks); they
+    /// leave `changed`.
+    fn standings_due(&mut self, now_ms: u64) -> Vec<u32> {
+        let second = now_ms / 1000;
+        let first = self.standings_second + 1;
+        if second < first {
+            return Vec::new();
+        }
+        let every = self.standings_second == 0 || second - first + 1 >= STANDINGS_SLOTS;
+        self.standings_second = second;
+        // Slots whose second came: one bit each (at most 30 seconds apart).
+        let slots: u64 = if every { u64::MAX } else { (first..=second).fold(0, |m, s| m | 1 << (s % STANDINGS_SLOTS)) };
+        let due: Vec<u32> =
+            self.changed.iter().copied().filter(|b| slots & (1 << (*b as u64 % STANDINGS_SLOTS)) != 0).collect();
+        for b in &due {
+            self.changed.remove(b);
+        }
+        due
+    }
+
     fn publish_bracket(&self, ctx: &Ctx, standings: &[Standing], event: ExpeditionEvent) {
         let payload = GameEvent::Expedition(event).encode();
         for s in standings {
@@ -367,14 +399,7 @@ impl Expedition {
             // transaction ids: the players apply them once.
             ctx.durable();
         }
-        if self.standings_pushed_at_ms != 0 && now.saturating_sub(self.standings_pushed_at_ms) < STANDINGS_PUSH_MS {
-            return;
-        }
-        if !self.changed.is_empty() {
-            self.standings_pushed_at_ms = now.max(1);
-        }
-        let changed = std::mem::take(&mut self.changed);
-        for bracket in changed {
+        for bracket in self.standings_due(now) {
             let standings = self.standings(bracket);
             let event = ExpeditionEvent::Standings {
                 period: self.period,
@@ -490,6 +515,51 @@ mod tests {
         assert_eq!(e.sign_up("g3"), 0, "signing up twice changes nothing");
         assert_eq!((e.bracket_count(), e.signed_up()), (3, 17));
         assert_eq!(e.standings(2).len(), 1);
+    }
+
+    #[test]
+    fn standings_pushes_spread_over_the_round_each_bracket_at_most_once_a_round() {
+        let mut e = Expedition::new(T0);
+        let brackets = 90u32;
+        let changed_all = |e: &mut Expedition| e.changed.extend(0..brackets);
+        changed_all(&mut e);
+        // The first tick pushes whatever changed.
+        assert_eq!(e.standings_due(T0).len(), brackets as usize);
+        // Then a second at a time: every bracket changes every second, and
+        // each second pushes only the brackets of its slot.
+        let mut pushes = vec![0u32; brackets as usize];
+        for s in 1..=60u64 {
+            changed_all(&mut e);
+            let due = e.standings_due(T0 + s * 1000);
+            assert_eq!(due.len(), (brackets as u64 / STANDINGS_SLOTS) as usize, "second {s}: {due:?}");
+            for b in due {
+                assert_eq!(
+                    (b as u64) % STANDINGS_SLOTS,
+                    (T0 / 1000 + s) % STANDINGS_SLOTS,
+                    "bracket {b} in its own second"
+                );
+                pushes[b as usize] += 1;
+            }
+        }
+        assert!(pushes.iter().all(|&n| n == 2), "once a round, two rounds: {pushes:?}");
+        // Within the same second, nothing more; a bracket that did not change
+        // is not pushed in its second.
+        assert!(e.standings_due(T0 + 60 * 1000 + 500).is_empty());
+        e.changed.clear();
+        e.changed.insert(5);
+        let mut at = T0 + 60 * 1000;
+        let mut seen = 0;
+        for _ in 0..STANDINGS_SLOTS {
+            at += 1000;
+            seen += e.standings_due(at).len();
+        }
+        assert_eq!(seen, 1, "pushed once, in its second");
+        // Ticks two seconds apart serve both seconds' brackets; after a
+        // whole round without a tick, every changed bracket is due.
+        changed_all(&mut e);
+        assert_eq!(e.standings_due(at + 2000).len(), 2 * (brackets as u64 / STANDINGS_SLOTS) as usize);
+        changed_all(&mut e);
+        assert_eq!(e.standings_due(at + 2000 + STANDINGS_PUSH_MS).len(), brackets as usize);
     }
 
     #[test]
