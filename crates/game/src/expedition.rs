@@ -32,12 +32,12 @@ pub const DEFAULT_PAYOUTS_PER_TICK: usize = 200;
 /// bracket, so pushing each second would send every member of every active
 /// guild a push a second; the final standings still go out at once.
 ///
-/// Each bracket has its own second in the period (bracket `b` pushes in the
+/// Each bracket has its own second of the 30 (bracket `b` pushes in the
 /// seconds `s` with `s % 30 == b % 30`): pushed all at once, the standings
 /// of every bracket reached every member of every signed-up guild in the
 /// same tick, a burst that grew with the sign-ups (16,600 pushes and a
 /// 175-ms stall of the server every 30 s at 19,500 players, BENCHMARKS.md
-/// "Long runs", round 44).
+/// "Long runs", rounds 44 and 45).
 pub const STANDINGS_PUSH_MS: u64 = 30_000;
 
 /// The seconds of one round of standings pushes: each bracket has one.
