@@ -80,13 +80,10 @@ impl Bot {
         Instant::now() >= self.deadline || *self.stop.borrow()
     }
 
-    /// Sleeps for `d` or until the run ends; false when the run ended.
+    /// Sleeps for `d` or until the run ends (offline, or backing off: no
+    /// pushes to read); false when the run ended.
     async fn pause(&mut self, d: Duration) -> bool {
-        let until = (Instant::now() + d).min(self.deadline);
-        tokio::select! {
-            _ = tokio::time::sleep_until(until.into()) => !self.over(),
-            _ = self.stop.changed() => false,
-        }
+        self.think(d, &mut None).await
     }
 
     pub async fn run(mut self) {
@@ -181,8 +178,8 @@ impl Bot {
         }
     }
 
-    /// Thinks for `d`, reading the pushes that arrive meanwhile, as a
-    /// player's app does; false when the run ended.
+    /// Thinks for `d` or until the run ends, reading the pushes that arrive
+    /// meanwhile, as a player's app does; false when the run ended.
     async fn think(&mut self, d: Duration, pushes: &mut Option<mpsc::UnboundedReceiver<pb::Push>>) -> bool {
         let until = tokio::time::sleep_until((Instant::now() + d).min(self.deadline).into());
         tokio::pin!(until);
