@@ -18,7 +18,7 @@ DURATION=${DURATION:-120}
 SPAWN=${SPAWN:-650}
 OUT=${OUT:-bench-results}
 mkdir -p "$OUT"
-cargo build --release -p guildhall-server -p guildhall-bots --bins ${CARGO_FLAGS:-}
+cargo build --release -p guildhall -p guildhall-bots --bins ${CARGO_FLAGS:-}
 DATA=$(mktemp -d)
 trap 'rm -rf "$DATA"' EXIT
 

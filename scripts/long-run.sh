@@ -16,7 +16,7 @@ DURATION=${DURATION:-600}
 SPAWN=${SPAWN:-650}
 OUT=${OUT:-bench-results/long}
 mkdir -p "$OUT"
-cargo build --release -p guildhall-server -p guildhall-bots --bins ${CARGO_FLAGS:-}
+cargo build --release -p guildhall -p guildhall-bots --bins ${CARGO_FLAGS:-}
 cargo build --release -p guildhall-store --example store_stats
 DATA=$(mktemp -d)
 trap 'rm -rf "$DATA"' EXIT

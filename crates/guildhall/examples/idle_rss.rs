@@ -5,7 +5,7 @@
 //! real client (spread over several loopback source addresses), lets them sit
 //! idle, and reads the RSS again. Prints the raw figures.
 //!
-//! cargo build --release -p guildhall-server --bin guildhall --example idle_rss
+//! cargo build --release -p guildhall --bin guildhall --example idle_rss
 //! ./target/release/examples/idle_rss [players] [concurrency]
 
 use std::io::{BufRead, BufReader};

@@ -1,4 +1,6 @@
-//! `guildhall`: the server binary.
+//! `guildhall`: the binary. `serve` runs a node (the server library);
+//! `demo` runs a node and a swarm of bots against it. The only crate that
+//! links both, so that the server library never links the load generator.
 
 use std::path::PathBuf;
 
