@@ -13,10 +13,12 @@
 use std::any::Any;
 use std::collections::HashMap;
 use std::future::Future;
+use std::panic::AssertUnwindSafe;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
+use futures_util::FutureExt;
 use guildhall_store::{SideWrite, StoreError, Version, WriteOp};
 use tokio::sync::{oneshot, Notify};
 
@@ -76,6 +78,23 @@ impl<E: Entity> Slot<E> {
     fn mark_stopped(&self) {
         self.stopped.store(true, Ordering::Release);
         self.stopped_notify.notify_waiters();
+    }
+}
+
+/// Frees an instance's slot when its task ends, however it ends: normally,
+/// after a panic, or when the runtime drops the task. Without it a panic
+/// left the slot taken, and every later letter to the entity waited in a
+/// mailbox nobody read until its call timed out.
+struct SlotGuard<E: Entity> {
+    host: Arc<KindHost<E>>,
+    slot: Arc<Slot<E>>,
+    key: Arc<str>,
+}
+
+impl<E: Entity> Drop for SlotGuard<E> {
+    fn drop(&mut self) {
+        self.host.remove(&self.key, self.slot.gen);
+        self.slot.mark_stopped();
     }
 }
 
@@ -589,6 +608,7 @@ fn run_entity<E: Entity>(
     mut rx: mailbox::Receiver<Box<Letter<E>>>,
 ) -> impl std::future::Future<Output = ()> + Send {
     async move {
+        let guard = SlotGuard { host, slot: slot.clone(), key: id.key.clone() };
         // The key lives in `id` only: every local kept across an await is a
         // place in this task's future. The instance is boxed: inline, it and
         // the load's result (moved into it) each took their own place in this
@@ -605,8 +625,6 @@ fn run_entity<E: Entity>(
                         let _ = reply.send(Err(e.clone()));
                     }
                 }
-                host.remove(&id.key, slot.gen);
-                slot.mark_stopped();
                 return;
             }
         };
@@ -633,6 +651,8 @@ fn run_entity<E: Entity>(
 
         // Set when another instance wrote newer state: this one must not write again.
         let mut stale = false;
+        // Set when a step panicked: this state must not be written at all.
+        let mut panicked = false;
         // A letter taken from the mailbox while batching that was not a call.
         let mut deferred: Option<Box<Letter<E>>> = None;
         loop {
@@ -659,13 +679,40 @@ fn run_entity<E: Entity>(
             // The letter stays boxed until the step: opened here, its message
             // would take room in this task's future for as long as it lives.
             let step = Step { rt: &rt, slot: &slot, id: &id, inst: &mut inst, rx: &mut rx, deferred: &mut deferred };
-            stale = Box::pin(handle_letter(step, letter)).await;
-            if stale {
-                break;
+            match AssertUnwindSafe(Box::pin(handle_letter(step, letter))).catch_unwind().await {
+                Ok(false) => {}
+                Ok(true) => {
+                    stale = true;
+                    break;
+                }
+                Err(panic) => {
+                    panicked = true;
+                    tracing::error!(entity = %id, panic = panic_text(&*panic), "handler panicked: the entity restarts from its stored state");
+                    metrics::counter!("guildhall_entity_panics_total", "kind" => E::KIND).increment(1);
+                    break;
+                }
             }
         }
 
-        if stale {
+        if panicked {
+            // The state may be half changed: it is dropped unwritten, and a
+            // fresh instance loads what the store holds. The calls of the
+            // panicked step heard `Stopped` when their reply senders dropped;
+            // the calls queued behind them go to the fresh instance, so that
+            // one bad message costs only its own caller. The write-behind in
+            // flight finishes first, so that the fresh instance loads it.
+            rx.close();
+            let mut queued = Vec::new();
+            while let Some(letter) = rx.try_recv() {
+                if matches!(*letter, Letter::Call { .. }) {
+                    queued.push(letter);
+                }
+            }
+            let _ = Box::pin(inst.settle(&rt, &slot)).await;
+            drop(guard);
+            Box::pin(redeliver(&rt, &id, queued)).await;
+            return;
+        } else if stale {
             tracing::warn!(entity = %id, "stepping down: a newer instance wrote this entity");
             rx.close();
             while let Some(letter) = rx.recv().await {
@@ -697,7 +744,21 @@ fn run_entity<E: Entity>(
             }
         }
         metrics::counter!("guildhall_entity_passivations_total", "kind" => E::KIND).increment(1);
-        host.remove(&id.key, slot.gen);
-        slot.mark_stopped();
     }
+}
+
+/// Hands letters to a fresh instance of `id` (see the panic case of
+/// [`run_entity`]); one that cannot be delivered is dropped, which tells its
+/// caller the entity stopped.
+async fn redeliver<E: Entity>(rt: &Runtime, id: &EntityId, letters: Vec<Box<Letter<E>>>) {
+    for letter in letters {
+        if let Err(e) = rt.deliver_boxed::<E>(&id.key, letter).await {
+            tracing::warn!(entity = %id, error = %e, "a letter queued behind a panic was not delivered");
+        }
+    }
+}
+
+/// The message of a caught panic, for the log.
+fn panic_text(panic: &(dyn Any + Send)) -> &str {
+    panic.downcast_ref::<&str>().copied().or_else(|| panic.downcast_ref::<String>().map(String::as_str)).unwrap_or("?")
 }

@@ -144,9 +144,14 @@ impl<T> Receiver<T> {
     }
 }
 
+/// Letters still queued are dropped with the receiver, so that a caller
+/// waiting on a reply inside one hears at once that none will come, not
+/// when its call times out.
 impl<T> Drop for Receiver<T> {
     fn drop(&mut self) {
         self.close();
+        let queued = std::mem::take(&mut self.inner.lock().letters);
+        drop(queued);
     }
 }
 

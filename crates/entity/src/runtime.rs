@@ -240,8 +240,14 @@ impl Runtime {
             // that this branch can serialise them unchanged.
             return Err(CallError::Unreachable(node));
         }
+        self.deliver_boxed(key, Box::new(letter)).await
+    }
+
+    /// Puts a letter in the mailbox of this node's instance of `key`,
+    /// activating one if there is none.
+    pub(crate) async fn deliver_boxed<E: Entity>(&self, key: &str, letter: Box<Letter<E>>) -> Result<(), CallError> {
         let host = self.host::<E>()?;
-        let mut letter = Box::new(letter);
+        let mut letter = letter;
         loop {
             let slot = host.get_or_activate(self, key)?;
             slot.last_active.store(self.now_ms(), Ordering::Relaxed);

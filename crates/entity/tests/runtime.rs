@@ -23,6 +23,8 @@ enum CounterMsg {
     DurableGet,
     Publish(String),
     Hang,
+    /// Changes the state, then panics half-way through the handler.
+    Panic,
 }
 
 impl Entity for Counter {
@@ -55,9 +57,21 @@ impl Entity for Counter {
                 ctx.publish(&format!("counter/{}", ctx.key()), Bytes::from(text));
             }
             CounterMsg::Hang => std::future::pending::<()>().await,
+            CounterMsg::Panic => {
+                self.count += 1000;
+                panic!("a handler bug, on purpose");
+            }
         }
         self.count
     }
+}
+
+async fn futures_join<T>(handles: Vec<tokio::task::JoinHandle<T>>) -> Vec<T> {
+    let mut out = Vec::new();
+    for h in handles {
+        out.push(h.await.unwrap());
+    }
+    out
 }
 
 fn config() -> RuntimeConfig {
@@ -94,6 +108,49 @@ async fn one_handler_at_a_time() {
         c.await.unwrap().unwrap();
     }
     assert_eq!(rt.call::<Counter>("a", CounterMsg::Get).await.unwrap(), 200);
+}
+
+#[tokio::test]
+async fn a_panicking_handler_frees_its_entity_which_comes_back_from_the_store() {
+    // A mutation that keeps the slot taken makes a cast wait for ever: the
+    // timeout turns that into a failure.
+    let body = async {
+        let clock = ManualClock::default();
+        let store: Arc<dyn Store> = Arc::new(MemoryStore::new());
+        let rt = runtime(store.clone(), &clock);
+        assert_eq!(rt.call::<Counter>("p", CounterMsg::AddDurable(3)).await.unwrap(), 3);
+        rt.call::<Counter>("p", CounterMsg::Add(4)).await.unwrap(); // write-behind only
+
+        // The call that panics hears at once that its entity stopped; it does not
+        // wait out the 5-s call timeout (the test runs on real time: a timeout
+        // would take 5 s and be `Timeout`, not `Stopped`).
+        let started = std::time::Instant::now();
+        assert_eq!(rt.call::<Counter>("p", CounterMsg::Panic).await, Err(CallError::Stopped));
+        // A cast to it is queued and handled (and panics) without hanging the caller.
+        rt.cast::<Counter>("p", CounterMsg::Panic).await.unwrap();
+        // The next call re-activates the entity from the store: the durable 3,
+        // neither the unwritten 4 nor the panicking handlers' 1000s.
+        assert_eq!(rt.call::<Counter>("p", CounterMsg::Get).await.unwrap(), 3);
+        assert!(started.elapsed() < Duration::from_secs(4), "no call waited for its timeout");
+        assert_eq!(stored(&store, "p").await, Some((3, 1)), "a panicked state is never written");
+        assert_eq!(rt.call::<Counter>("p", CounterMsg::AddDurable(1)).await.unwrap(), 4);
+
+        // Calls queued behind a panicking one are answered too, and the entity
+        // serves the next ones.
+        let queued: Vec<_> = (0..5)
+            .map(|i| {
+                let rt = rt.clone();
+                let msg = if i == 0 { CounterMsg::Panic } else { CounterMsg::Get };
+                tokio::spawn(async move { rt.call::<Counter>("q", msg).await })
+            })
+            .collect();
+        let answers: Vec<_> = futures_join(queued).await;
+        assert_eq!(answers[0], Err(CallError::Stopped), "the panicking call");
+        assert!(answers[1..].iter().all(|a| *a == Ok(0)), "the others are answered by a fresh instance: {answers:?}");
+        assert_eq!(rt.call::<Counter>("q", CounterMsg::Get).await.unwrap(), 0);
+        assert!(started.elapsed() < Duration::from_secs(4), "no call waited for its timeout");
+    };
+    tokio::time::timeout(Duration::from_secs(20), body).await.expect("no call or cast hangs");
 }
 
 #[tokio::test]
