@@ -12,8 +12,8 @@
 use std::hint::black_box;
 use std::time::Instant;
 
+use guildhall_game::guild::directory::{DirectoryIndex, SearchQuery};
 use guildhall_game::guild::{week_of, GuildSummary};
-use guildhall_game::guild_directory::{DirectoryIndex, SearchQuery};
 use guildhall_game::rng::SplitMix64;
 
 const GUILDS: usize = 100_000;

@@ -4,24 +4,21 @@
 //! The server maps these domain types to the wire at its edge.
 
 pub mod catalogue;
-pub mod guild;
-pub mod guild_directory;
-// @guild-mods
-pub mod market;
-pub mod parts;
-// @market-mods
-pub mod expedition;
-// @expedition-mods
 pub mod error;
 pub mod event;
+pub mod expedition;
+pub mod guild;
+pub mod market;
+pub mod op;
+pub mod parts;
 pub mod player;
 pub mod rng;
 pub mod rules;
-mod snapshot_form;
+pub mod tx;
 pub mod txkey;
 
 pub use catalogue::{CardDef, Rarity, CATALOGUE};
-pub use error::GameError;
+pub use error::{ExpeditionError, GameError, GuildError, MarketError, PlayerError};
 pub use event::GameEvent;
 pub use player::{CardView, Change, ChangeKind, Player, PlayerMsg, PlayerReply, PlayerView};
 
@@ -29,27 +26,21 @@ use guildhall_entity::RuntimeBuilder;
 
 /// Registers every entity kind of the game with a runtime builder.
 pub fn register(builder: RuntimeBuilder) -> RuntimeBuilder {
-    let builder = builder.register::<Player>();
-    let builder = builder.register::<guild::Guild>().register::<guild_directory::GuildDirectory>();
-    // @guild-register
-    let builder = builder.register::<market::Market>();
-    // @market-register
-    let builder = builder.register::<expedition::Expedition>();
-    // @expedition-register
     builder
+        .register::<Player>()
+        .register::<guild::Guild>()
+        .register::<guild::directory::GuildDirectory>()
+        .register::<market::Market>()
+        .register::<expedition::Expedition>()
 }
 
 /// Periodic work of the game's hubs (expiries, retries of unfinished
 /// transaction steps, the expedition clock). The server calls it from its
 /// maintenance tick, after moving nothing: hubs read the injected clock.
 pub async fn tick(rt: &guildhall_entity::Runtime) {
-    let _ = rt;
     guild::tick(rt).await;
-    // @guild-tick
     market::tick(rt).await;
-    // @market-tick
     let _ = rt.cast::<expedition::Expedition>(expedition::SEASON, expedition::ExpeditionMsg::Tick).await;
-    // @expedition-tick
 }
 
 /// Topic of a guild's events (joins, chat, help, standings); members'

@@ -7,7 +7,7 @@ use std::time::Duration;
 use guildhall_entity::{ManualClock, Runtime};
 use guildhall_game::market::{sale_fee, Market, MarketMsg, MarketReply, OpRef, LISTING_TTL_MS};
 use guildhall_game::rules::START_GOLD;
-use guildhall_game::{Change, ChangeKind, GameError, Player, PlayerMsg, PlayerReply};
+use guildhall_game::{Change, ChangeKind, GameError, MarketError, Player, PlayerMsg, PlayerReply};
 use guildhall_store::{MemoryStore, Store};
 
 fn runtime(store: Arc<dyn Store>, clock: &ManualClock) -> Runtime {
@@ -107,7 +107,7 @@ async fn two_buyers_one_listing_the_second_is_refunded() {
     };
     // b's steps run first: b wins, a's hold is refunded.
     assert!(matches!(settle(&rt, b).await, Ok(MarketReply::Done(_))));
-    assert_eq!(settle(&rt, a).await, Err(GameError::AlreadySold("9-1".into())));
+    assert_eq!(settle(&rt, a).await, Err(MarketError::AlreadySold("9-1".into()).into()));
     assert_eq!(player(&rt, "a").await.gold, START_GOLD, "refunded");
     assert_eq!(player(&rt, "b").await.gold, START_GOLD - 100);
     assert_eq!(count(&player(&rt, "b").await, 9), 1);
@@ -127,7 +127,7 @@ async fn a_listing_expires_by_the_injected_clock_and_returns_its_cards() {
     assert_eq!(count(&player(&rt, "s").await, 9), 3);
     assert_eq!(
         market(&rt, MarketMsg::Buy { listing: 1, buyer: "b".into() }).await,
-        Err(GameError::ListingGone("9-1".into()))
+        Err(MarketError::ListingGone("9-1".into()).into())
     );
 }
 

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use guildhall_entity::{ManualClock, Runtime};
 use guildhall_game::rules::{BATTLE_MANA_COST, MANA_CAP, MANA_REGEN_MS};
-use guildhall_game::{GameError, Player, PlayerMsg, PlayerReply};
+use guildhall_game::{GuildError, Player, PlayerError, PlayerMsg, PlayerReply};
 use guildhall_store::{MemoryStore, Store};
 
 fn runtime(store: Arc<dyn Store>, clock: &ManualClock) -> Runtime {
@@ -22,7 +22,7 @@ async fn mana_regenerates_with_the_injected_clock() {
     }
     assert_eq!(
         rt.call::<Player>("p", PlayerMsg::Battle).await.unwrap(),
-        Err(GameError::NotEnoughMana { need: BATTLE_MANA_COST, have: 0 })
+        Err(PlayerError::NotEnoughMana { need: BATTLE_MANA_COST, have: 0 }.into())
     );
     clock.advance(Duration::from_millis(MANA_REGEN_MS * BATTLE_MANA_COST as u64 - 1));
     assert!(rt.call::<Player>("p", PlayerMsg::Battle).await.unwrap().is_err(), "one millisecond short");
@@ -55,10 +55,10 @@ async fn a_player_can_be_claimed_by_one_guild_only() {
     let claim = |g: &str| PlayerMsg::ClaimGuild { guild: g.into() };
     assert!(rt.call::<Player>("p", claim("g1")).await.unwrap().is_ok());
     assert!(rt.call::<Player>("p", claim("g1")).await.unwrap().is_ok(), "the same guild again: fine");
-    assert_eq!(rt.call::<Player>("p", claim("g2")).await.unwrap(), Err(GameError::AlreadyInGuild("g1".into())));
+    assert_eq!(rt.call::<Player>("p", claim("g2")).await.unwrap(), Err(GuildError::AlreadyInGuild("g1".into()).into()));
     // A late release from a guild the player is not in changes nothing ...
     rt.call::<Player>("p", PlayerMsg::ReleaseGuild { guild: "g2".into() }).await.unwrap().unwrap();
-    assert_eq!(rt.call::<Player>("p", claim("g2")).await.unwrap(), Err(GameError::AlreadyInGuild("g1".into())));
+    assert_eq!(rt.call::<Player>("p", claim("g2")).await.unwrap(), Err(GuildError::AlreadyInGuild("g1".into()).into()));
     // ... the right one frees the player.
     rt.call::<Player>("p", PlayerMsg::ReleaseGuild { guild: "g1".into() }).await.unwrap().unwrap();
     assert!(rt.call::<Player>("p", claim("g2")).await.unwrap().is_ok());

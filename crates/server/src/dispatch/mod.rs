@@ -2,19 +2,21 @@
 //! entities with domain messages, and encodes the domain reply back to
 //! protobuf. The only place where protobuf types and game types meet.
 //!
-//! One module per area of the game; each exports `METHODS` and `run`.
+//! One module per area of the game; each exports `METHODS`, `run` (decode,
+//! call the area's operations in `guildhall_game`, encode), `status` (the
+//! protocol status of each of the area's refusals) and `event_pb`. The
+//! game's multi-step operations live in the game crate, where any caller
+//! (this edge, an admin console, another node) runs the same code.
 
-mod guild;
-mod player;
-// @guild-mod
-mod market;
-// @market-mod
 mod expedition;
-// @expedition-mod
+mod guild;
+mod market;
+mod player;
 
 pub use player::{login_player, player_pb};
 
 use guildhall_entity::{CallError, Event, Runtime};
+use guildhall_game::op::OpError;
 use guildhall_game::{GameError, GameEvent};
 use guildhall_protocol::{method, pb, PushBody, Status};
 use prost::Message;
@@ -27,11 +29,8 @@ use crate::session::{Answer, Delivery, Resubscribe, Session};
 pub fn is_game_method(m: &str) -> bool {
     player::METHODS.contains(&m)
         || guild::METHODS.contains(&m)
-    // @guild-is-method
         || market::METHODS.contains(&m)
-    // @market-is-method
         || expedition::METHODS.contains(&m)
-    // @expedition-is-method
 }
 
 /// A bounded label for metrics: known methods by name, anything else "other".
@@ -48,13 +47,10 @@ pub async fn dispatch(rt: &Runtime, session: &Arc<Session>, m: &str, payload: &[
         player::run(rt, player_id, m, payload).await
     } else if guild::METHODS.contains(&m) {
         guild::run(rt, player_id, m, payload).await
-    // @guild-route
     } else if market::METHODS.contains(&m) {
         market::run(rt, session, m, payload).await
-    // @market-route
     } else if expedition::METHODS.contains(&m) {
         expedition::run(rt, player_id, m, payload).await
-    // @expedition-route
     } else {
         Err(Answer::err(Status::UnknownMethod, format!("unknown method {m:?}")))
     };
@@ -74,45 +70,25 @@ pub(crate) fn decode<M: Message + Default>(payload: &[u8]) -> Result<M, Answer> 
 /// The documented status of each game refusal.
 pub fn game_error(e: &GameError) -> Answer {
     let status = match e {
-        GameError::NotEnoughGold { .. } => Status::NotEnoughGold,
-        GameError::NotEnoughGems { .. } => Status::NotEnoughGems,
-        GameError::NotEnoughMana { .. } => Status::NotEnoughMana,
-        GameError::NotEnoughCards { .. } => Status::NotEnoughCards,
-        GameError::UnknownCard(_) => Status::UnknownCard,
-        GameError::MaxLevel(_) => Status::MaxLevel,
-        GameError::GuildNotFound(_) => Status::GuildNotFound,
-        GameError::NotGuildMember(_) => Status::NotGuildMember,
-        GameError::NoGuildPermission(_) => Status::NoGuildPermission,
-        GameError::GuildFull(_) => Status::GuildFull,
-        GameError::AlreadyInGuild(_) => Status::AlreadyInGuild,
-        GameError::GuildNameTaken(_) => Status::GuildNameTaken,
-        GameError::GuildTagTaken(_) => Status::GuildTagTaken,
-        GameError::InvalidGuildInput(_) => Status::InvalidGuildInput,
-        GameError::JoinRequestNotFound(_) => Status::JoinRequestNotFound,
-        GameError::GuildRoleUnchanged(_) => Status::GuildRoleUnchanged,
-        GameError::ChatTooLong { .. } => Status::ChatTooLong,
-        GameError::ChatRateLimited { .. } => Status::ChatRateLimited,
-        GameError::HelpCooldown { .. } => Status::HelpCooldown,
-        GameError::HelpAlreadyOpen => Status::HelpAlreadyOpen,
-        GameError::HelpRequestClosed => Status::HelpRequestClosed,
-        GameError::CardNotRequestable(_) => Status::CardNotRequestable,
-        GameError::CannotDonateToSelf => Status::CannotDonateToSelf,
-        // The step completes later (from the guild's tick): retry reads.
-        GameError::GuildRetryLater(_) => Status::Unavailable,
-        // @guild-status-map
-        GameError::ListingGone(_) => Status::ListingGone,
-        GameError::AlreadySold(_) => Status::AlreadySold,
-        GameError::OwnListing(_) => Status::CannotBuyOwnListing,
-        GameError::NotSeller(_) => Status::NotTheSeller,
-        GameError::PriceOutOfRange { .. } => Status::PriceOutOfRange,
-        GameError::ListingCountOutOfRange { .. } => Status::ListingCountOutOfRange,
-        GameError::TooManyListings { .. } => Status::TooManyListings,
-        // @market-status-map
-        GameError::NoGuild => Status::ExpeditionNoGuild,
-        GameError::NotOfficer => Status::ExpeditionNotOfficer,
-        // @expedition-status-map
+        GameError::Player(e) => player::status(e),
+        GameError::Guild(e) => guild::status(e),
+        GameError::Market(e) => market::status(e),
+        GameError::Expedition(e) => expedition::status(e),
     };
     Answer::err(status, e.to_string())
+}
+
+/// The answer to an operation that did not complete.
+pub(crate) fn op_error(e: OpError) -> Answer {
+    match e {
+        OpError::Refused(game) => game_error(&game),
+        OpError::Call(call) => call_error(&call),
+        OpError::InProgress(why) => Answer::err(Status::Unavailable, why),
+        OpError::Unexpected(what) => {
+            tracing::error!(what, "an entity answered with an unexpected reply");
+            Answer::err(Status::Internal, format!("unexpected reply: {what}"))
+        }
+    }
 }
 
 pub(crate) fn call_error(e: &CallError) -> Answer {
@@ -148,11 +124,8 @@ pub fn deliver_event(event: &Event) -> Delivery {
             pb::event::Kind::GuildChanged(pb::GuildChanged { guild_id: guild.unwrap_or_default() })
         }
         GameEvent::Guild(e) => guild::event_pb(e),
-        // @guild-event-map
         GameEvent::Market(event) => market::event_pb(event),
-        // @market-event-map
         GameEvent::Expedition(e) => expedition::event_pb(e),
-        // @expedition-event-map
     };
     // Encoded here, once per event: every subscribed session shares it.
     Delivery { push: Some(PushBody::encode(&event.topic, &pb::Event { kind: Some(kind) })), resubscribe }

@@ -2,36 +2,35 @@
 
 use bytes::Bytes;
 use guildhall_entity::Runtime;
-use guildhall_game::{CardView, Player, PlayerMsg, PlayerReply, PlayerView, Rarity};
+use guildhall_game::player::ops;
+use guildhall_game::{CardView, PlayerError, PlayerMsg, PlayerReply, PlayerView, Rarity};
 use guildhall_protocol::{method, pb, Status};
 use prost::Message;
 
-use super::{call_error, decode, game_error};
+use super::{decode, op_error};
 use crate::session::Answer;
 
 /// Methods of this module.
 pub const METHODS: &[&str] = &[method::PLAYER_GET, method::OPEN_CHEST, method::UPGRADE_CARD, method::BATTLE];
 
 pub async fn run(rt: &Runtime, player_id: &str, m: &str, payload: &[u8]) -> Result<Bytes, Answer> {
-    let reply = match m {
+    let msg = match m {
         method::PLAYER_GET => {
             decode::<pb::GetPlayerRequest>(payload)?;
-            call_player(rt, player_id, PlayerMsg::Get).await?
+            PlayerMsg::Get
         }
         method::OPEN_CHEST => {
             decode::<pb::OpenChestRequest>(payload)?;
-            call_player(rt, player_id, PlayerMsg::OpenChest).await?
+            PlayerMsg::OpenChest
         }
-        method::UPGRADE_CARD => {
-            let req = decode::<pb::UpgradeCardRequest>(payload)?;
-            call_player(rt, player_id, PlayerMsg::UpgradeCard { kind: req.kind }).await?
-        }
+        method::UPGRADE_CARD => PlayerMsg::UpgradeCard { kind: decode::<pb::UpgradeCardRequest>(payload)?.kind },
         method::BATTLE => {
             decode::<pb::BattleRequest>(payload)?;
-            call_player(rt, player_id, PlayerMsg::Battle).await?
+            PlayerMsg::Battle
         }
         other => return Err(Answer::err(Status::UnknownMethod, format!("unknown method {other:?}"))),
     };
+    let reply = ops::act(rt, player_id, msg).await.map_err(op_error)?;
     Ok(encode_reply(reply))
 }
 
@@ -64,17 +63,18 @@ fn encode_reply(reply: PlayerReply) -> Bytes {
 
 /// Logs a player in: activates (or creates) it and returns its state.
 pub async fn login_player(rt: &Runtime, player_id: &str) -> Result<(PlayerView, bool), Answer> {
-    match call_player(rt, player_id, PlayerMsg::Login).await? {
-        PlayerReply::LoggedIn { player, created } => Ok((player, created)),
-        other => Err(Answer::err(Status::Internal, format!("unexpected login reply {other:?}"))),
-    }
+    ops::login(rt, player_id).await.map_err(op_error)
 }
 
-pub async fn call_player(rt: &Runtime, player_id: &str, msg: PlayerMsg) -> Result<PlayerReply, Answer> {
-    match rt.call::<Player>(player_id, msg).await {
-        Ok(Ok(reply)) => Ok(reply),
-        Ok(Err(game)) => Err(game_error(&game)),
-        Err(call) => Err(call_error(&call)),
+/// The protocol status of each refusal of a player's action.
+pub(super) fn status(e: &PlayerError) -> Status {
+    match e {
+        PlayerError::NotEnoughGold { .. } => Status::NotEnoughGold,
+        PlayerError::NotEnoughGems { .. } => Status::NotEnoughGems,
+        PlayerError::NotEnoughMana { .. } => Status::NotEnoughMana,
+        PlayerError::NotEnoughCards { .. } => Status::NotEnoughCards,
+        PlayerError::UnknownCard(_) => Status::UnknownCard,
+        PlayerError::MaxLevel(_) => Status::MaxLevel,
     }
 }
 

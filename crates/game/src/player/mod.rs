@@ -1,6 +1,13 @@
 //! The player entity: currencies, mana, experience, the card collection, and
 //! the solo actions (open a chest, upgrade a card, battle).
 
+mod error;
+pub mod ops;
+mod snapshot_form;
+
+pub use error::PlayerError;
+
+use crate::GuildError;
 use std::collections::{BTreeMap, VecDeque};
 
 use guildhall_entity::{Ctx, Entity};
@@ -42,7 +49,7 @@ pub struct Player {
     pub level: u32,
     pub experience: u64,
     /// Stored compactly (`snapshot_form`), like `applied`.
-    #[serde(with = "crate::snapshot_form::cards")]
+    #[serde(with = "self::snapshot_form::cards")]
     pub cards: BTreeMap<u32, CardStack>,
     pub rng: SplitMix64,
     pub chests_opened: u64,
@@ -62,7 +69,7 @@ pub struct Player {
     /// [`TxKey`]), so that a retried step returns its first outcome and never
     /// applies twice. The refusal is boxed: most steps succeed, and an entry
     /// stays 16 bytes.
-    #[serde(default, with = "crate::snapshot_form::applied")]
+    #[serde(default, with = "self::snapshot_form::applied")]
     pub applied: VecDeque<(TxKey, Option<Box<GameError>>)>,
 }
 
@@ -265,19 +272,19 @@ impl Player {
     pub fn apply(&mut self, change: &Change) -> Result<(), GameError> {
         let gold = self.gold as i64 + change.gold;
         if gold < 0 {
-            return Err(GameError::NotEnoughGold { need: (-change.gold) as u64, have: self.gold });
+            return Err(PlayerError::NotEnoughGold { need: (-change.gold) as u64, have: self.gold }.into());
         }
         let gems = self.gems as i64 + change.gems;
         if gems < 0 {
-            return Err(GameError::NotEnoughGems { need: (-change.gems) as u64, have: self.gems });
+            return Err(PlayerError::NotEnoughGems { need: (-change.gems) as u64, have: self.gems }.into());
         }
         for (kind, n) in &change.cards {
             if card_def(*kind).is_none() {
-                return Err(GameError::UnknownCard(*kind));
+                return Err(PlayerError::UnknownCard(*kind).into());
             }
             let have = self.cards.get(kind).map_or(0, |s| s.count) as i64;
             if have + n < 0 {
-                return Err(GameError::NotEnoughCards { kind: *kind, need: (-n) as u32, have: have as u32 });
+                return Err(PlayerError::NotEnoughCards { kind: *kind, need: (-n) as u32, have: have as u32 }.into());
             }
         }
         self.gold = gold as u64;
@@ -319,7 +326,7 @@ impl Player {
     /// Opens a chest: pays gold, draws cards from the player's own generator.
     pub fn open_chest(&mut self) -> Result<Vec<CardView>, GameError> {
         if self.gold < CHEST_COST_GOLD {
-            return Err(GameError::NotEnoughGold { need: CHEST_COST_GOLD, have: self.gold });
+            return Err(PlayerError::NotEnoughGold { need: CHEST_COST_GOLD, have: self.gold }.into());
         }
         self.gold -= CHEST_COST_GOLD;
         self.ledger.gold_burnt += CHEST_COST_GOLD;
@@ -353,20 +360,20 @@ impl Player {
     /// Spends copies of a card and gold to raise its level by one.
     pub fn upgrade_card(&mut self, kind: u32) -> Result<CardView, GameError> {
         if card_def(kind).is_none() {
-            return Err(GameError::UnknownCard(kind));
+            return Err(PlayerError::UnknownCard(kind).into());
         }
         let stack = self.cards.get(&kind).copied().unwrap_or(CardStack { count: 0, level: 1 });
         if stack.level >= MAX_CARD_LEVEL {
-            return Err(GameError::MaxLevel(kind));
+            return Err(PlayerError::MaxLevel(kind).into());
         }
         let copies = upgrade_copies(stack.level);
         // The card being upgraded is one copy that stays; the others are spent.
         if stack.count < copies + 1 {
-            return Err(GameError::NotEnoughCards { kind, need: copies + 1, have: stack.count });
+            return Err(PlayerError::NotEnoughCards { kind, need: copies + 1, have: stack.count }.into());
         }
         let gold = upgrade_gold(stack.level);
         if self.gold < gold {
-            return Err(GameError::NotEnoughGold { need: gold, have: self.gold });
+            return Err(PlayerError::NotEnoughGold { need: gold, have: self.gold }.into());
         }
         self.gold -= gold;
         self.ledger.gold_burnt += gold;
@@ -389,7 +396,7 @@ impl Player {
     pub fn battle(&mut self, now_ms: u64) -> Result<(bool, u64, u64, u32, bool), GameError> {
         self.settle_mana(now_ms);
         if self.mana < BATTLE_MANA_COST {
-            return Err(GameError::NotEnoughMana { need: BATTLE_MANA_COST, have: self.mana });
+            return Err(PlayerError::NotEnoughMana { need: BATTLE_MANA_COST, have: self.mana }.into());
         }
         if self.mana >= MANA_CAP {
             // Regeneration starts when mana drops below the cap.
@@ -434,7 +441,7 @@ impl Entity for Player {
         let mut v = serde_json::to_value(self).unwrap_or(serde_json::Value::Null);
         if let Some(obj) = v.as_object_mut() {
             obj.insert("cards".into(), serde_json::json!(self.cards));
-            obj.insert("applied".into(), crate::snapshot_form::applied::readable(&self.applied));
+            obj.insert("applied".into(), self::snapshot_form::applied::readable(&self.applied));
         }
         v
     }
@@ -478,7 +485,7 @@ impl Entity for Player {
             PlayerMsg::ClaimGuild { guild } => match self.guild.clone() {
                 Some(current) if current != guild => {
                     ctx.unchanged();
-                    Err(GameError::AlreadyInGuild(current))
+                    Err(GuildError::AlreadyInGuild(current).into())
                 }
                 Some(_) => {
                     ctx.unchanged();
@@ -574,7 +581,7 @@ mod tests {
 
         let mut poor = Player::new("poor", T0);
         poor.gold = CHEST_COST_GOLD - 1;
-        assert_eq!(poor.open_chest(), Err(GameError::NotEnoughGold { need: CHEST_COST_GOLD, have: 99 }));
+        assert_eq!(poor.open_chest(), Err(PlayerError::NotEnoughGold { need: CHEST_COST_GOLD, have: 99 }.into()));
         assert_eq!(poor.chests_opened, 0);
     }
 
@@ -595,18 +602,18 @@ mod tests {
     #[test]
     fn upgrade_spends_copies_and_gold_and_refuses_what_it_cannot() {
         let mut p = Player::new("u", T0);
-        assert_eq!(p.upgrade_card(0), Err(GameError::NotEnoughCards { kind: 0, need: 3, have: 1 }));
-        assert_eq!(p.upgrade_card(999), Err(GameError::UnknownCard(999)));
+        assert_eq!(p.upgrade_card(0), Err(PlayerError::NotEnoughCards { kind: 0, need: 3, have: 1 }.into()));
+        assert_eq!(p.upgrade_card(999), Err(PlayerError::UnknownCard(999).into()));
         p.cards.insert(0, CardStack { count: 3, level: 1 });
         let card = p.upgrade_card(0).unwrap();
         assert_eq!((card.level, card.count), (2, 1));
         assert_eq!(p.gold, START_GOLD - upgrade_gold(1));
 
         p.cards.insert(1, CardStack { count: 50, level: MAX_CARD_LEVEL });
-        assert_eq!(p.upgrade_card(1), Err(GameError::MaxLevel(1)));
+        assert_eq!(p.upgrade_card(1), Err(PlayerError::MaxLevel(1).into()));
         p.cards.insert(2, CardStack { count: 50, level: 1 });
         p.gold = 10;
-        assert_eq!(p.upgrade_card(2), Err(GameError::NotEnoughGold { need: 50, have: 10 }));
+        assert_eq!(p.upgrade_card(2), Err(PlayerError::NotEnoughGold { need: 50, have: 10 }.into()));
         assert_eq!(p.cards[&2].count, 50, "a refused upgrade spends nothing");
     }
 
@@ -617,7 +624,7 @@ mod tests {
             p.battle(T0).unwrap();
         }
         assert_eq!(p.mana_now(T0), 0);
-        assert_eq!(p.battle(T0), Err(GameError::NotEnoughMana { need: BATTLE_MANA_COST, have: 0 }));
+        assert_eq!(p.battle(T0), Err(PlayerError::NotEnoughMana { need: BATTLE_MANA_COST, have: 0 }.into()));
         assert_eq!(p.view(T0).next_mana_at_ms, T0 + MANA_REGEN_MS);
         // Partial progress is kept: 2.5 regen periods give 2 points ...
         let t = T0 + MANA_REGEN_MS * 5 / 2;
@@ -642,7 +649,10 @@ mod tests {
         assert_eq!(p.apply_once("tx1", &take), Ok(()), "a repeat reports the first outcome");
         assert_eq!((p.gold, p.cards[&0].count), (200, 0), "and applies nothing again");
         let too_much = Change { gold: -100, cards: vec![(1, -2)], ..Change::default() };
-        assert_eq!(p.apply_once("tx2", &too_much), Err(GameError::NotEnoughCards { kind: 1, need: 2, have: 1 }));
+        assert_eq!(
+            p.apply_once("tx2", &too_much),
+            Err(PlayerError::NotEnoughCards { kind: 1, need: 2, have: 1 }.into())
+        );
         assert_eq!(p.gold, 200, "all or nothing");
         p.gold = 10_000;
         assert!(p.apply_once("tx2", &Change::default()).is_err(), "the refusal is remembered too");

@@ -161,7 +161,7 @@ mod tests {
             cards: BTreeMap::from([(0, CardStack { count: 2, level: 1 }), (15, CardStack { count: 1, level: 3 })]),
             applied: VecDeque::from([
                 (TxKey(0), None),
-                (TxKey(u64::MAX), Some(Box::new(GameError::NotEnoughGold { need: 5, have: 1 }))),
+                (TxKey(u64::MAX), Some(Box::new(crate::PlayerError::NotEnoughGold { need: 5, have: 1 }.into()))),
                 (TxKey::of("market/list/3-1"), None),
             ]),
         };

@@ -12,6 +12,11 @@
 //! its "paid" mark was not yet written is a no-op at the player. Rewards go
 //! to every member who scored for the guild in that period.
 
+mod error;
+pub mod ops;
+
+pub use error::ExpeditionError;
+
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use guildhall_entity::{Ctx, Entity};

@@ -19,6 +19,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::guild::{week_of, GuildSummary};
 use crate::GameError;
+use crate::GuildError;
 
 /// The key of the one directory entity.
 pub const DIRECTORY_KEY: &str = "all";
@@ -99,18 +100,22 @@ fn limit_of(limit: usize) -> usize {
 pub fn validate(name: &str, tag: &str, language: &str) -> Result<(), GameError> {
     let n = name.chars().count();
     if name.trim() != name || !(NAME_MIN..=NAME_MAX).contains(&n) || name.chars().any(|c| c.is_control()) {
-        return Err(GameError::InvalidGuildInput(format!(
+        return Err(GuildError::InvalidGuildInput(format!(
             "a guild name has {NAME_MIN}-{NAME_MAX} characters, no leading/trailing spaces"
-        )));
+        ))
+        .into());
     }
     let t = tag.chars().count();
     if !(TAG_MIN..=TAG_MAX).contains(&t) || !tag.chars().all(|c| c.is_ascii_alphanumeric()) {
-        return Err(GameError::InvalidGuildInput(format!(
+        return Err(GuildError::InvalidGuildInput(format!(
             "a guild tag has {TAG_MIN}-{TAG_MAX} ASCII letters or digits"
-        )));
+        ))
+        .into());
     }
     if language.len() > 8 || !language.chars().all(|c| c.is_ascii_alphabetic() || c == '-') {
-        return Err(GameError::InvalidGuildInput("a language is a short code such as \"en\" or \"pt-BR\"".into()));
+        return Err(
+            GuildError::InvalidGuildInput("a language is a short code such as \"en\" or \"pt-BR\"".into()).into()
+        );
     }
     Ok(())
 }
@@ -129,10 +134,10 @@ impl DirectoryIndex {
         let lname = name.to_lowercase();
         let ltag = tag.to_lowercase();
         if self.by_name.contains_key(&lname) {
-            return Err(GameError::GuildNameTaken(name.to_string()));
+            return Err(GuildError::GuildNameTaken(name.to_string()).into());
         }
         if self.tags.contains_key(&ltag) {
-            return Err(GameError::GuildTagTaken(tag.to_string()));
+            return Err(GuildError::GuildTagTaken(tag.to_string()).into());
         }
         let summary = GuildSummary {
             id: id.to_string(),
@@ -471,8 +476,11 @@ mod tests {
     fn names_and_tags_are_unique_case_insensitively() {
         let mut ix = DirectoryIndex::default();
         ix.reserve("g1", "Dragons", "DRG", "en", true).unwrap();
-        assert_eq!(ix.reserve("g2", "dragons", "XX", "en", true), Err(GameError::GuildNameTaken("dragons".into())));
-        assert_eq!(ix.reserve("g2", "Wyrms", "drg", "en", true), Err(GameError::GuildTagTaken("drg".into())));
+        assert_eq!(
+            ix.reserve("g2", "dragons", "XX", "en", true),
+            Err(GuildError::GuildNameTaken("dragons".into()).into())
+        );
+        assert_eq!(ix.reserve("g2", "Wyrms", "drg", "en", true), Err(GuildError::GuildTagTaken("drg".into()).into()));
         assert!(ix.search(&SearchQuery::default(), T0).is_empty(), "a reservation is not listed");
         ix.remove("g1");
         ix.reserve("g2", "dragons", "drg", "en", true).unwrap();

@@ -1,0 +1,75 @@
+//! Guild chat: posting under a rate limit, and the history.
+
+use guildhall_entity::Ctx;
+
+use super::model::*;
+use super::msg::{GuildEvent, GuildReply};
+use super::rules::*;
+use super::state::Guild;
+use crate::{GameError, GuildError};
+
+impl Guild {
+    /// Checks the chat rate limit for `player` at `now_ms` and records the
+    /// post if allowed.
+    pub fn take_chat_slot(&mut self, player: &str, now_ms: u64) -> Result<(), GameError> {
+        let times = self.chat_times.entry(player.to_string()).or_default();
+        while times.front().is_some_and(|t| t + CHAT_RATE_WINDOW_MS <= now_ms) {
+            times.pop_front();
+        }
+        if times.len() >= CHAT_RATE_MAX {
+            let retry_at_ms = times.front().copied().unwrap_or(now_ms) + CHAT_RATE_WINDOW_MS;
+            return Err(GuildError::ChatRateLimited {
+                max: CHAT_RATE_MAX,
+                window_ms: CHAT_RATE_WINDOW_MS,
+                retry_at_ms,
+            }
+            .into());
+        }
+        times.push_back(now_ms);
+        Ok(())
+    }
+
+    /// Posts a chat message: members only, rate-limited, kept as the last messages.
+    pub(super) async fn post_chat(
+        &mut self,
+        ctx: &mut Ctx,
+        player: String,
+        text: String,
+    ) -> Result<GuildReply, GameError> {
+        let now = ctx.now_ms();
+        self.live()?;
+        self.role_of(&player)?;
+        let len = text.chars().count();
+        if len > CHAT_MAX_CHARS {
+            return Err(GuildError::ChatTooLong { len, max: CHAT_MAX_CHARS }.into());
+        }
+        if text.trim().is_empty() {
+            return Err(GuildError::InvalidGuildInput("a chat message is not empty".into()).into());
+        }
+        self.take_chat_slot(&player, now)?;
+        let message = ChatMessage { id: self.next(), player_id: player, text, at_ms: now };
+        self.chat.insert(message.id, message.clone());
+        while self.chat.len() > CHAT_HISTORY {
+            self.chat.pop_first();
+        }
+        self.bump_activity(1, now);
+        self.publish(ctx, GuildEvent::Chat { guild_id: self.id.clone(), message: message.clone() });
+        self.push_directory(ctx, false);
+        Ok(GuildReply::Chat(message))
+    }
+
+    /// The last `limit` chat messages (all kept, if 0).
+    pub(super) async fn chat_history(
+        &mut self,
+        ctx: &mut Ctx,
+        player: String,
+        limit: usize,
+    ) -> Result<GuildReply, GameError> {
+        self.live()?;
+        self.role_of(&player)?;
+        ctx.unchanged();
+        let limit = if limit == 0 { CHAT_HISTORY } else { limit.min(CHAT_HISTORY) };
+        let skip = self.chat.len().saturating_sub(limit);
+        Ok(GuildReply::History(self.chat.values().skip(skip).cloned().collect()))
+    }
+}

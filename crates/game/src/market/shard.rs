@@ -1,0 +1,309 @@
+//! One market shard: its state, its indexes, and how it is stored.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use guildhall_entity::{Ctx, Entity};
+use serde::{Deserialize, Serialize};
+
+use super::feed::Feed;
+use super::model::*;
+use super::msg::*;
+use super::rules::*;
+use crate::parts::PartMap;
+use crate::{GameError, MarketError};
+
+/// What one step of an operation came to.
+pub(super) enum Step {
+    Pending,
+    Stalled(String),
+    Done(Result<ListingView, GameError>),
+}
+
+/// One market shard: the listings of one card kind.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Market {
+    pub kind: u32,
+    /// Last listing number used; ids are `"{kind}-{n}"`.
+    pub next_listing: u64,
+    /// Last purchase number used.
+    pub next_op: u64,
+    /// Listings by number: in parts `l/{n}`, one record each (the snapshot
+    /// skips them; an old snapshot's inline listings are read and moved).
+    #[serde(default, skip_serializing)]
+    pub listings: PartMap<Listing>,
+    pub buys: BTreeMap<u64, PendingBuy>,
+    /// Gold of buyers held here (purchases past their hold, not yet paid out
+    /// or refunded).
+    pub gold_held: u64,
+    /// Cards held here (listings open, returning, or sold and undelivered).
+    pub cards_held: u64,
+    /// Sale fees burnt so far.
+    pub fees_burnt: u64,
+    pub sales: u64,
+    /// Recently closed listings by [`Market::seq`], newest last (to tell
+    /// "sold" from "gone" and to answer a retried buy or cancel with its
+    /// first outcome); parts `c/{seq}`.
+    /// (Renamed so that an old snapshot's inline list is not read as a map.)
+    #[serde(default, skip_serializing, rename = "closed_parts")]
+    pub closed: PartMap<ListingView>,
+    /// Recently finished operations by [`Market::seq`], newest last; parts
+    /// `f/{seq}`.
+    #[serde(default, skip_serializing, rename = "finished_parts")]
+    pub finished: PartMap<Finished>,
+    /// Last number given to an entry of `closed` or `finished`.
+    #[serde(default)]
+    pub seq: u64,
+    /// Listing numbers by seller, of every listing not yet closed (a
+    /// superset of the active ones: the state is checked on use). Answers
+    /// `ListingsOf`, which every `market.list` asks of all 16 shards,
+    /// without a scan of the shard's listings. Derived, not stored.
+    #[serde(skip)]
+    pub by_seller: std::collections::HashMap<String, BTreeSet<u64>>,
+    /// The open listings in browse order: (price, created at, number).
+    /// Derived, not stored; kept by [`Market::set_open`] and
+    /// [`Market::take_off_market`]. A browse walks the cheapest entries
+    /// instead of every listing of the shard: in a long run a shard holds
+    /// thousands and browsing them all grew to 4-6 % of the server's CPU
+    /// (BENCHMARKS.md, "Long runs").
+    #[serde(skip)]
+    pub open: BTreeSet<(u64, u64, u64)>,
+    /// What changed since the last feed event: published as one
+    /// [`MarketEvent::Feed`] per shard at most every [`FEED_EVERY_MS`],
+    /// instead of one event per change, so that the cost of reaching every
+    /// subscriber is paid once a period, not once per listing. Not stored:
+    /// the feed is a view, not state.
+    #[serde(skip)]
+    pub feed: Feed,
+    /// When the last feed event went out (`None`: not since activation).
+    /// A shard publishes when a change finds the last event a period old,
+    /// not on the game tick: every shard publishing on the same tick sent
+    /// every subscriber its feed within the same ~100 ms, a burst that
+    /// stalled the bots' process each second (BENCHMARKS.md, "Long runs").
+    /// The tick still publishes a feed that no later change flushed.
+    #[serde(skip)]
+    pub feed_sent_ms: Option<u64>,
+}
+
+impl Market {
+    pub fn new(kind: u32) -> Self {
+        Market {
+            kind,
+            next_listing: 0,
+            next_op: 0,
+            listings: PartMap::default(),
+            buys: BTreeMap::new(),
+            gold_held: 0,
+            cards_held: 0,
+            fees_burnt: 0,
+            sales: 0,
+            closed: PartMap::default(),
+            finished: PartMap::default(),
+            seq: 0,
+            by_seller: Default::default(),
+            open: BTreeSet::new(),
+            feed: Feed::default(),
+            feed_sent_ms: None,
+        }
+    }
+
+    /// Listings of `player` that count against [`MAX_ACTIVE_LISTINGS`].
+    pub fn active_of<'a>(&'a self, player: &'a str) -> impl Iterator<Item = &'a Listing> + 'a {
+        self.by_seller
+            .get(player)
+            .into_iter()
+            .flatten()
+            .filter_map(|n| self.listings.get(n))
+            .filter(|l| matches!(l.state, ListingState::Escrowing | ListingState::Open))
+    }
+
+    /// Rebuilds `by_seller` and `open` from the listings (after loading).
+    pub fn rebuild_indexes(&mut self) {
+        self.by_seller.clear();
+        self.open.clear();
+        for (n, l) in self.listings.iter() {
+            self.by_seller.entry(l.seller.clone()).or_default().insert(*n);
+            if l.state == ListingState::Open {
+                self.open.insert(l.browse_key());
+            }
+        }
+    }
+
+    /// Puts listing `n` on the market (escrow done).
+    pub(super) fn set_open(&mut self, n: u64) {
+        if let Some(l) = self.listings.get_mut(&n) {
+            l.state = ListingState::Open;
+            self.open.insert(l.browse_key());
+        }
+    }
+
+    /// Moves listing `n` to `state` (sold, returning): it is no longer open.
+    pub(super) fn take_off_market(&mut self, n: u64, state: ListingState) {
+        if let Some(l) = self.listings.get_mut(&n) {
+            self.open.remove(&l.browse_key());
+            l.state = state;
+        }
+    }
+
+    /// Listing `n` of `seller` left the books.
+    pub(super) fn unindex(&mut self, seller: &str, n: u64) {
+        if let Some(set) = self.by_seller.get_mut(seller) {
+            set.remove(&n);
+            if set.is_empty() {
+                self.by_seller.remove(seller);
+            }
+        }
+    }
+
+    pub(super) fn closed_view(&self, n: u64) -> Option<&ListingView> {
+        let id = listing_id(self.kind, n);
+        self.closed.values().rev().find(|v| v.listing_id == id)
+    }
+
+    /// Why listing `n` cannot be bought or cancelled when it is not open.
+    pub(super) fn not_open(&self, n: u64) -> MarketError {
+        let id = listing_id(self.kind, n);
+        match self.listings.get(&n).map(|l| &l.state) {
+            Some(ListingState::Sold { .. }) => MarketError::AlreadySold(id),
+            Some(_) => MarketError::ListingGone(id),
+            None => match self.closed_view(n) {
+                Some(v) if v.status == ListingStatus::Sold => MarketError::AlreadySold(id),
+                _ => MarketError::ListingGone(id),
+            },
+        }
+    }
+
+    /// Marks open listings past their expiry as returning; returns how many.
+    pub fn expire_due(&mut self, now_ms: u64) -> u32 {
+        let due: Vec<u64> = self
+            .listings
+            .iter()
+            .filter(|(_, l)| l.state == ListingState::Open && l.expires_at_ms <= now_ms)
+            .map(|(n, _)| *n)
+            .collect();
+        for n in &due {
+            self.take_off_market(*n, ListingState::Returning { reason: CloseReason::Expired });
+        }
+        due.len() as u32
+    }
+
+    /// Open listings at most `max_price`: cheapest first, then oldest, then
+    /// by number; at most `limit`, with the total that matched.
+    pub fn browse(&self, max_price: Option<u64>, limit: u32) -> (Vec<ListingView>, u64) {
+        let matching = self.open.range(..=(max_price.unwrap_or(u64::MAX), u64::MAX, u64::MAX));
+        // The count walks only the index (24 bytes an entry), and only when
+        // a price bound leaves some listings out.
+        let total = match max_price {
+            None => self.open.len(),
+            Some(_) => matching.clone().count(),
+        };
+        let page =
+            matching.take(limit as usize).filter_map(|(_, _, n)| self.listings.get(n)).map(Listing::view).collect();
+        (page, total as u64)
+    }
+
+    /// Whether `op` still has steps to take.
+    pub(super) fn is_pending(&self, op: OpRef) -> bool {
+        match op {
+            OpRef::Listing(n) => self
+                .listings
+                .get(&n)
+                .is_some_and(|l| matches!(l.state, ListingState::Escrowing | ListingState::Returning { .. })),
+            OpRef::Buy(op) => self.buys.contains_key(&op),
+        }
+    }
+
+    /// Operations that still have steps to take.
+    pub fn pending_ops(&self) -> Vec<OpRef> {
+        let listings = self
+            .listings
+            .values()
+            .filter(|l| matches!(l.state, ListingState::Escrowing | ListingState::Returning { .. }))
+            .map(|l| OpRef::Listing(l.n));
+        listings.chain(self.buys.keys().map(|op| OpRef::Buy(*op))).collect()
+    }
+
+    pub(super) fn finish(&mut self, op: OpRef, result: Result<ListingView, GameError>) -> Step {
+        self.seq += 1;
+        self.finished.insert(self.seq, Finished { op, result: result.clone() });
+        while self.finished.len() > REMEMBERED_OUTCOMES {
+            self.finished.pop_first();
+        }
+        Step::Done(result)
+    }
+
+    /// Takes listing `n` off the books as closed for `reason`.
+    pub(super) fn close(&mut self, n: u64, reason: CloseReason, buyer: Option<String>) -> ListingView {
+        let listing = self.listings.remove(&n).expect("closing a listing that exists");
+        self.unindex(&listing.seller, n);
+        self.open.remove(&listing.browse_key());
+        self.cards_held -= listing.count as u64;
+        let status = match reason {
+            CloseReason::Sold => ListingStatus::Sold,
+            CloseReason::Cancelled => ListingStatus::Cancelled,
+            CloseReason::Expired => ListingStatus::Expired,
+        };
+        let view = listing.view_as(status, buyer);
+        self.seq += 1;
+        self.closed.insert(self.seq, view.clone());
+        while self.closed.len() > REMEMBERED_OUTCOMES {
+            self.closed.pop_first();
+        }
+        self.feed.close(view.listing_id.clone(), reason);
+        view
+    }
+}
+
+impl Entity for Market {
+    const KIND: &'static str = "market";
+    type Msg = MarketMsg;
+    type Reply = Result<MarketReply, GameError>;
+
+    fn create(key: &str, _now_ms: u64) -> Self {
+        // A key that is not a kind would be a bug of the caller; kind 0's
+        // rules are harmless for it.
+        Market::new(key.parse().unwrap_or(0))
+    }
+
+    const HAS_PARTS: bool = true;
+
+    fn take_part_changes(&mut self) -> Vec<(String, Option<Vec<u8>>)> {
+        let mut out = Vec::new();
+        self.listings.take_changes("l/", &mut out);
+        self.closed.take_changes("c/", &mut out);
+        self.finished.take_changes("f/", &mut out);
+        out
+    }
+
+    fn activated(&mut self, _ctx: &mut Ctx) {
+        // After the snapshot and the parts (or an old inline snapshot) loaded.
+        self.rebuild_indexes();
+    }
+
+    fn load_parts(&mut self, parts: Vec<(String, Vec<u8>)>) -> Result<(), String> {
+        for (name, value) in parts {
+            let taken = self.listings.load("l/", &name, &value)?
+                || self.closed.load("c/", &name, &value)?
+                || self.finished.load("f/", &name, &value)?;
+            if !taken {
+                return Err(format!("unknown part {name:?}"));
+            }
+        }
+        Ok(())
+    }
+
+    fn state_json(&self) -> serde_json::Value {
+        let mut v = serde_json::to_value(self).unwrap_or(serde_json::Value::Null);
+        if let Some(obj) = v.as_object_mut() {
+            obj.insert("listings".into(), self.listings.to_json());
+            obj.insert("closed".into(), self.closed.to_json());
+            obj.insert("finished".into(), self.finished.to_json());
+        }
+        v
+    }
+
+    async fn handle(&mut self, msg: MarketMsg, ctx: &mut Ctx) -> Self::Reply {
+        let reply = self.handle_inner(msg, ctx).await;
+        self.publish_feed_if_due(ctx);
+        reply
+    }
+}
