@@ -17,9 +17,9 @@ use std::collections::BTreeMap;
 use guildhall_entity::{Ctx, Entity};
 use serde::{Deserialize, Serialize};
 
-use crate::guild::{week_of, GuildSummary};
-use crate::GameError;
-use crate::GuildError;
+use super::model::GuildSummary;
+use super::rules::week_of;
+use crate::{GameError, GuildError};
 
 /// The key of the one directory entity.
 pub const DIRECTORY_KEY: &str = "all";

@@ -106,13 +106,14 @@ impl Listing {
     }
 
     pub(super) fn view_as(&self, status: ListingStatus, buyer: Option<String>) -> ListingView {
-        let def = card_def(self.kind).expect("listings hold catalogue kinds only");
+        // A kind the catalogue lost (a bad snapshot) still shows, unnamed.
+        let (name, rarity) = card_def(self.kind).map_or(("?", Rarity::Common), |d| (d.name, d.rarity));
         ListingView {
             listing_id: self.id(),
             seller: self.seller.clone(),
             kind: self.kind,
-            name: def.name.to_string(),
-            rarity: def.rarity,
+            name: name.to_string(),
+            rarity,
             count: self.count,
             price: self.price,
             created_at_ms: self.created_at_ms,

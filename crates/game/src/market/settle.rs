@@ -67,8 +67,8 @@ impl Market {
                     .await
                 {
                     Ok(_) => {
-                        let view = self.close(n, reason, None);
-                        self.finish(OpRef::Listing(n), Ok(view))
+                        let closed = self.close(n, reason, None).map_err(Into::into);
+                        self.finish(OpRef::Listing(n), closed)
                     }
                     Err(StepError::Refused(refused)) => Step::Stalled(format!("returning {id} refused: {refused}")),
                     Err(StepError::Unknown(stalled)) => Step::Stalled(stalled),
@@ -103,7 +103,9 @@ impl Market {
                             }
                             _ => BuyStage::Lost,
                         };
-                        self.buys.get_mut(&op).expect("present").stage = stage;
+                        if let Some(b) = self.buys.get_mut(&op) {
+                            b.stage = stage;
+                        }
                         Step::Pending
                     }
                     Err(StepError::Refused(refused)) => {
@@ -114,7 +116,10 @@ impl Market {
                 }
             }
             BuyStage::Won => {
-                let listing = self.listings.get(&buy.listing).cloned().expect("a won listing stays until delivered");
+                // A won listing stays on the books until delivered.
+                let Some(listing) = self.listings.get(&buy.listing).cloned() else {
+                    return Step::Stalled(format!("won listing {id} is missing from the books"));
+                };
                 let cards = Change { cards: listing.cards(1), kind: ChangeKind::Transfer, ..Change::default() };
                 match tx::apply(ctx.runtime(), &buy.buyer, TxStep::new(buy.tx(kind, "cards"), cards).notify(true)).await
                 {
@@ -146,8 +151,8 @@ impl Market {
                 self.fees_burnt += fee;
                 self.sales += 1;
                 self.buys.remove(&op);
-                let view = self.close(buy.listing, CloseReason::Sold, Some(buy.buyer.clone()));
-                self.finish(OpRef::Buy(op), Ok(view))
+                let closed = self.close(buy.listing, CloseReason::Sold, Some(buy.buyer.clone())).map_err(Into::into);
+                self.finish(OpRef::Buy(op), closed)
             }
             BuyStage::Lost => {
                 let refund = Change { gold: buy.price as i64, kind: ChangeKind::Transfer, ..Change::default() };

@@ -232,8 +232,15 @@ impl Market {
     }
 
     /// Takes listing `n` off the books as closed for `reason`.
-    pub(super) fn close(&mut self, n: u64, reason: CloseReason, buyer: Option<String>) -> ListingView {
-        let listing = self.listings.remove(&n).expect("closing a listing that exists");
+    pub(super) fn close(
+        &mut self,
+        n: u64,
+        reason: CloseReason,
+        buyer: Option<String>,
+    ) -> Result<ListingView, MarketError> {
+        let Some(listing) = self.listings.remove(&n) else {
+            return Err(MarketError::ListingGone(listing_id(self.kind, n)));
+        };
         self.unindex(&listing.seller, n);
         self.open.remove(&listing.browse_key());
         self.cards_held -= listing.count as u64;
@@ -249,7 +256,7 @@ impl Market {
             self.closed.pop_first();
         }
         self.feed.close(view.listing_id.clone(), reason);
-        view
+        Ok(view)
     }
 }
 

@@ -21,7 +21,7 @@ use std::collections::{BTreeMap, VecDeque};
 use serde::de::Error as _;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
-use crate::player::CardStack;
+use super::cards::CardStack;
 use crate::txkey::TxKey;
 use crate::GameError;
 
