@@ -1,7 +1,8 @@
 use crate::NodeId;
 
 /// Why a call to an entity did not produce a reply.
-#[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
+/// Serialisable, so that a node can tell another why a call failed.
+#[derive(Debug, Clone, thiserror::Error, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum CallError {
     /// No entity kind of that name is registered with the runtime.
     #[error("unknown entity kind {0:?}")]
@@ -27,6 +28,9 @@ pub enum CallError {
     /// The entity stopped before it answered (stepped down or failed).
     #[error("entity stopped before replying")]
     Stopped,
+    /// A message or reply for another node did not (de)serialise.
+    #[error("message does not (de)serialise: {0}")]
+    Codec(String),
 }
 
 impl CallError {

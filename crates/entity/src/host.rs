@@ -23,6 +23,7 @@ use guildhall_store::{SideWrite, StoreError, Version, WriteOp};
 use tokio::sync::{oneshot, Notify};
 
 use crate::mailbox;
+use crate::remote::{self, RemoteLetter, RemoteOutcome};
 
 use crate::introspect::{EntityStats, KindStats};
 use crate::{CallError, Ctx, Entity, EntityId, Runtime};
@@ -167,6 +168,8 @@ pub(crate) trait AnyHost: Send + Sync + 'static {
     fn passivate_all(&self) -> Vec<Pin<Box<dyn Future<Output = ()> + Send>>>;
     /// The state of a live instance as JSON; None if the key is not active.
     fn snapshot(&self, key: &str) -> Option<oneshot::Receiver<serde_json::Value>>;
+    /// Delivers a letter another node sent (see [`Runtime::receive`]).
+    fn receive(&self, rt: Runtime, letter: RemoteLetter) -> Pin<Box<dyn Future<Output = RemoteOutcome> + Send>>;
     /// The stored state (snapshot and parts) as JSON, read without
     /// activating; None if nothing is stored.
     fn stored_json(
@@ -246,6 +249,20 @@ impl<E: Entity> AnyHost for KindHost<E> {
                 }) as Pin<Box<dyn Future<Output = ()> + Send>>
             })
             .collect()
+    }
+
+    fn receive(&self, rt: Runtime, letter: RemoteLetter) -> Pin<Box<dyn Future<Output = RemoteOutcome> + Send>> {
+        Box::pin(async move {
+            let msg: E::Msg = remote::decode(&letter.msg)?;
+            if !letter.wants_reply {
+                rt.deliver_boxed::<E>(&letter.key, Box::new(Letter::Call { msg, reply: None })).await?;
+                return Ok(None);
+            }
+            let (reply, wait) = oneshot::channel();
+            rt.deliver_boxed::<E>(&letter.key, Box::new(Letter::Call { msg, reply: Some(reply) })).await?;
+            let answer = wait.await.map_err(|_| CallError::Stopped)??;
+            Ok(Some(remote::encode(&answer)?))
+        })
     }
 
     fn stored_json(

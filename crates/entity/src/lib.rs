@@ -22,6 +22,7 @@ mod id;
 mod introspect;
 mod mailbox;
 mod pubsub;
+mod remote;
 mod runtime;
 
 pub use clock::{Clock, ManualClock, SystemClock};
@@ -31,5 +32,6 @@ pub use entity::Entity;
 pub use error::CallError;
 pub use id::EntityId;
 pub use introspect::{EntityStats, KindStats};
-pub use pubsub::{Event, PubSub, Subscriber, Subscription, SubscriptionId};
+pub use pubsub::{Event, Fanout, LocalFanout, PubSub, Subscriber, Subscription, SubscriptionId};
+pub use remote::{Delivery, NoRemote, Remote, RemoteLetter, RemoteOutcome};
 pub use runtime::{EntityRef, Runtime, RuntimeBuilder, RuntimeConfig};

@@ -67,11 +67,38 @@ pub struct Subscription {
 /// has thousands), and a (un)subscribe during a publish copies it once.
 type Subs = Arc<Vec<(SubscriptionId, Arc<dyn Subscriber>)>>;
 
+/// Carries published events to subscribers on other nodes: the seam the
+/// cluster's pub/sub plugs into. It hears which topics this node follows,
+/// so that an event crosses to a node once, and only to nodes that follow
+/// its topic, however many subscribers each has there.
+pub trait Fanout: Send + Sync + 'static {
+    /// `topic` gained its first subscriber on this node (`true`) or lost
+    /// its last (`false`).
+    fn interest(&self, _topic: &str, _interested: bool) {}
+    /// An event published on this node: carry it to the other nodes that
+    /// follow its topic, where it is handed to [`PubSub::deliver_local`].
+    fn publish(&self, topic: &str, payload: &Bytes);
+}
+
+/// A node alone: events stay on it.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct LocalFanout;
+
+impl Fanout for LocalFanout {
+    fn publish(&self, _topic: &str, _payload: &Bytes) {}
+}
+
 /// The topic table of one node.
-#[derive(Default)]
 pub struct PubSub {
     topics: Mutex<HashMap<Arc<str>, Subs>>,
     next_id: AtomicU64,
+    fanout: Arc<dyn Fanout>,
+}
+
+impl Default for PubSub {
+    fn default() -> Self {
+        Self::with_fanout(Arc::new(LocalFanout))
+    }
 }
 
 impl PubSub {
@@ -79,39 +106,62 @@ impl PubSub {
         Self::default()
     }
 
+    /// A topic table whose publishes also reach other nodes through `fanout`.
+    pub fn with_fanout(fanout: Arc<dyn Fanout>) -> Self {
+        Self { topics: Mutex::new(HashMap::new()), next_id: AtomicU64::new(0), fanout }
+    }
+
     pub fn subscribe(&self, topic: &str, subscriber: Arc<dyn Subscriber>) -> Subscription {
         let id = SubscriptionId(self.next_id.fetch_add(1, Ordering::Relaxed));
         let mut topics = self.topics.lock().expect("pubsub lock");
-        let topic = match topics.get_key_value(topic).map(|(name, _)| name.clone()) {
+        let (topic, first) = match topics.get_key_value(topic).map(|(name, _)| name.clone()) {
             Some(name) => {
                 if let Some(subs) = topics.get_mut(&name) {
                     Arc::make_mut(subs).push((id, subscriber));
                 }
-                name
+                (name, false)
             }
             None => {
                 let name: Arc<str> = Arc::from(topic);
                 topics.insert(name.clone(), Arc::new(vec![(id, subscriber)]));
-                name
+                (name, true)
             }
         };
+        drop(topics);
+        if first {
+            self.fanout.interest(&topic, true);
+        }
         Subscription { topic, id }
     }
 
     pub fn unsubscribe(&self, subscription: &Subscription) {
         let mut topics = self.topics.lock().expect("pubsub lock");
+        let mut last = false;
         if let Some(subs) = topics.get_mut(&subscription.topic) {
             if let Some(i) = subs.iter().position(|(sid, _)| *sid == subscription.id) {
                 Arc::make_mut(subs).swap_remove(i);
             }
             if subs.is_empty() {
                 topics.remove(&subscription.topic);
+                last = true;
             }
+        }
+        drop(topics);
+        if last {
+            self.fanout.interest(&subscription.topic, false);
         }
     }
 
-    /// Delivers to every current subscriber of `topic`; returns how many.
+    /// Delivers to every current subscriber of `topic`, on this node and
+    /// (through the fanout) on the others; returns how many here.
     pub fn publish(&self, topic: &str, payload: Bytes) -> usize {
+        self.fanout.publish(topic, &payload);
+        self.deliver_local(topic, payload)
+    }
+
+    /// Delivers to this node's subscribers of `topic` only: for an event
+    /// that another node published.
+    pub fn deliver_local(&self, topic: &str, payload: Bytes) -> usize {
         // Take the list out of the lock so that a subscriber that
         // (un)subscribes from inside `deliver` cannot deadlock; it then
         // changes a copy, and this publish goes on with the list it took.

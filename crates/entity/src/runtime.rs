@@ -14,7 +14,8 @@ use tokio::sync::oneshot;
 use crate::flusher::{Flusher, Pacing};
 use crate::host::{AnyHost, KindHost, Letter};
 use crate::introspect::{EntityStats, KindStats};
-use crate::{CallError, Clock, Directory, Entity, LocalDirectory, Location, PubSub};
+use crate::remote::{self, NoRemote, Remote, RemoteLetter, RemoteOutcome};
+use crate::{CallError, Clock, Directory, Entity, Fanout, LocalDirectory, LocalFanout, Location, NodeId, PubSub};
 
 /// Tunables of the runtime.
 #[derive(Debug, Clone)]
@@ -56,6 +57,8 @@ pub struct RuntimeBuilder {
     store: Arc<dyn Store>,
     clock: Arc<dyn Clock>,
     directory: Arc<dyn Directory>,
+    remote: Arc<dyn Remote>,
+    fanout: Arc<dyn Fanout>,
     config: RuntimeConfig,
     hosts: HashMap<&'static str, Arc<dyn AnyHost>>,
 }
@@ -63,6 +66,18 @@ pub struct RuntimeBuilder {
 impl RuntimeBuilder {
     pub fn directory(mut self, directory: Arc<dyn Directory>) -> Self {
         self.directory = directory;
+        self
+    }
+
+    /// How letters reach entities that the directory places on other nodes.
+    pub fn remote(mut self, remote: Arc<dyn Remote>) -> Self {
+        self.remote = remote;
+        self
+    }
+
+    /// How published events reach subscribers on other nodes.
+    pub fn fanout(mut self, fanout: Arc<dyn Fanout>) -> Self {
+        self.fanout = fanout;
         self
     }
 
@@ -85,9 +100,10 @@ impl RuntimeBuilder {
                 store: self.store,
                 clock: self.clock,
                 directory: self.directory,
+                remote: self.remote,
                 config: self.config,
                 hosts: self.hosts,
-                pubsub: PubSub::new(),
+                pubsub: PubSub::with_fanout(self.fanout),
                 flusher,
                 shutting_down: AtomicBool::new(false),
                 casts_in_flight: tokio::sync::watch::channel(0).0,
@@ -100,6 +116,7 @@ struct Inner {
     store: Arc<dyn Store>,
     clock: Arc<dyn Clock>,
     directory: Arc<dyn Directory>,
+    remote: Arc<dyn Remote>,
     config: RuntimeConfig,
     hosts: HashMap<&'static str, Arc<dyn AnyHost>>,
     pubsub: PubSub,
@@ -149,6 +166,8 @@ impl Runtime {
             store,
             clock,
             directory: Arc::new(LocalDirectory),
+            remote: Arc::new(NoRemote),
+            fanout: Arc::new(LocalFanout),
             config: RuntimeConfig::default(),
             hosts: HashMap::new(),
         }
@@ -195,20 +214,43 @@ impl Runtime {
     }
 
     /// Sends `msg` to entity `key` of kind `E` and waits for the reply, at
-    /// most the call timeout.
+    /// most the call timeout, wherever the entity lives.
     pub async fn call<E: Entity>(&self, key: &str, msg: E::Msg) -> Result<E::Reply, CallError> {
-        let (reply, wait) = oneshot::channel();
         let deliver_and_wait = async {
-            self.deliver::<E>(key, Letter::Call { msg, reply: Some(reply) }).await?;
+            if let Location::Remote(node) = self.inner.directory.locate(E::KIND, key) {
+                return Box::pin(self.call_remote::<E>(node, key, &msg)).await;
+            }
+            let (reply, wait) = oneshot::channel();
+            self.deliver_boxed::<E>(key, Box::new(Letter::Call { msg, reply: Some(reply) })).await?;
             wait.await.map_err(|_| CallError::Stopped)?
         };
         tokio::time::timeout(self.inner.config.call_timeout, deliver_and_wait).await.unwrap_or(Err(CallError::Timeout))
     }
 
     /// Sends `msg` without waiting for the handler (it may still wait for
-    /// mailbox space).
+    /// mailbox space, or for the other node to take the letter).
     pub async fn cast<E: Entity>(&self, key: &str, msg: E::Msg) -> Result<(), CallError> {
         self.deliver::<E>(key, Letter::Call { msg, reply: None }).await
+    }
+
+    async fn call_remote<E: Entity>(&self, node: NodeId, key: &str, msg: &E::Msg) -> Result<E::Reply, CallError> {
+        let letter =
+            RemoteLetter { kind: E::KIND.into(), key: key.into(), msg: remote::encode(msg)?, wants_reply: true };
+        match self.inner.remote.deliver(&node, letter).await? {
+            Some(reply) => remote::decode(&reply),
+            None => Err(CallError::Codec(format!("node {node} sent no reply to a call"))),
+        }
+    }
+
+    /// Takes a letter that another node sent to an entity it places here,
+    /// delivers it like a local one, and returns the serialised reply of a
+    /// call. The cluster's transport calls this; the letter is not routed
+    /// again, so two nodes that disagree on placement cannot bounce it.
+    pub async fn receive(&self, letter: RemoteLetter) -> RemoteOutcome {
+        let host =
+            self.inner.hosts.get(letter.kind.as_str()).ok_or_else(|| CallError::UnknownKind(letter.kind.clone()))?;
+        let work = host.receive(self.clone(), letter);
+        tokio::time::timeout(self.inner.config.call_timeout, work).await.unwrap_or(Err(CallError::Timeout))
     }
 
     /// Casts from a background task and returns at once: for a handler that
@@ -236,9 +278,12 @@ impl Runtime {
 
     async fn deliver<E: Entity>(&self, key: &str, letter: Letter<E>) -> Result<(), CallError> {
         if let Location::Remote(node) = self.inner.directory.locate(E::KIND, key) {
-            // The cluster transport plugs in here; messages are serde types so
-            // that this branch can serialise them unchanged.
-            return Err(CallError::Unreachable(node));
+            let Letter::Call { msg, .. } = letter else {
+                return Err(CallError::Unreachable(node));
+            };
+            let msg = remote::encode(&msg)?;
+            let letter = RemoteLetter { kind: E::KIND.into(), key: key.into(), msg, wants_reply: false };
+            return self.inner.remote.deliver(&node, letter).await.map(|_| ());
         }
         self.deliver_boxed(key, Box::new(letter)).await
     }
