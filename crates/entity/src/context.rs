@@ -9,11 +9,12 @@ pub struct Ctx {
     pub(crate) changed: bool,
     pub(crate) durable: bool,
     pub(crate) stop: bool,
+    pub(crate) timer: Option<u64>,
 }
 
 impl Ctx {
-    pub(crate) fn new(id: EntityId, runtime: Runtime) -> Self {
-        Self { id, runtime, changed: true, durable: false, stop: false }
+    pub(crate) fn new(id: EntityId, runtime: Runtime, timer: Option<u64>) -> Self {
+        Self { id, runtime, changed: true, durable: false, stop: false, timer }
     }
 
     /// This entity's id.
@@ -57,5 +58,27 @@ impl Ctx {
     /// Passivate this entity after this message (state flushed first).
     pub fn stop(&mut self) {
         self.stop = true;
+    }
+
+    /// When this instance's timer fires next, if it is set. A timer that
+    /// fired is cleared before its message is handled: a handler that
+    /// wants the next one sets it again.
+    pub fn timer(&self) -> Option<u64> {
+        self.timer
+    }
+
+    /// Sets this instance's timer: at `at_ms` on the injected clock (at the
+    /// first maintenance after it), this node's runtime sends the entity
+    /// its [`crate::Entity::timer_msg`]. Only the node that hosts the
+    /// instance fires it, and an instance with a timer set is not
+    /// passivated for idleness. A timer lives in memory: a kind whose work
+    /// must outlive a restart keeps what is due in its state.
+    pub fn set_timer(&mut self, at_ms: u64) {
+        self.timer = Some(at_ms);
+    }
+
+    /// Clears this instance's timer.
+    pub fn clear_timer(&mut self) {
+        self.timer = None;
     }
 }

@@ -56,6 +56,13 @@ pub trait Entity: Serialize + DeserializeOwned + Send + 'static {
         serde_json::to_value(self).unwrap_or(serde_json::Value::Null)
     }
 
+    /// The message an instance gets when its timer fires (see
+    /// [`Ctx::set_timer`]): a hub's periodic work, run where the hub is
+    /// hosted. `None`: this kind has no timer.
+    fn timer_msg() -> Option<Self::Msg> {
+        None
+    }
+
     /// Called once after activation, before the first message.
     fn activated(&mut self, _ctx: &mut Ctx) {}
 

@@ -59,11 +59,21 @@ pub(crate) struct Slot<E: Entity> {
     /// write-behind work spreads over time instead of every dirty instance
     /// writing in the same tick.
     pub dirty_since: AtomicU64,
+    /// When the instance's timer fires (clock ms); 0: no timer.
+    timer_at: AtomicU64,
     stopped: AtomicBool,
     stopped_notify: Notify,
 }
 
 impl<E: Entity> Slot<E> {
+    fn timer(&self) -> Option<u64> {
+        Some(self.timer_at.load(Ordering::Relaxed)).filter(|at| *at != 0)
+    }
+
+    fn set_timer(&self, at: Option<u64>) {
+        self.timer_at.store(at.map_or(0, |at| at.max(1)), Ordering::Relaxed);
+    }
+
     pub async fn wait_stopped(&self) {
         loop {
             let notified = self.stopped_notify.notified();
@@ -129,6 +139,7 @@ impl<E: Entity> KindHost<E> {
             last_active: AtomicU64::new(rt.now_ms()),
             dirty: AtomicBool::new(false),
             dirty_since: AtomicU64::new(0),
+            timer_at: AtomicU64::new(0),
             stopped: AtomicBool::new(false),
             stopped_notify: Notify::new(),
         });
@@ -162,8 +173,12 @@ pub(crate) trait AnyHost: Send + Sync + 'static {
     /// kind's [`Entity::WRITE_BEHIND_MS`], if longer) to write its state
     /// (`now_ms = u64::MAX`: every dirty one); the receivers fire when done.
     fn request_flush(&self, now_ms: u64, interval_ms: u64) -> Vec<oneshot::Receiver<()>>;
-    /// Asks every instance idle since before `idle_before_ms` to passivate.
+    /// Asks every instance idle since before `idle_before_ms` to passivate
+    /// (not those with a timer set).
     fn passivate_idle(&self, idle_before_ms: u64) -> usize;
+    /// Sends its timer message to every instance whose timer is due at
+    /// `now_ms`, clearing the timer; the futures finish when each is handled.
+    fn fire_timers(&self, now_ms: u64) -> Vec<Pin<Box<dyn Future<Output = ()> + Send>>>;
     /// Asks every instance to passivate; the futures finish when each stopped.
     fn passivate_all(&self) -> Vec<Pin<Box<dyn Future<Output = ()> + Send>>>;
     /// The state of a live instance as JSON; None if the key is not active.
@@ -230,12 +245,34 @@ impl<E: Entity> AnyHost for KindHost<E> {
         let mut n = 0;
         for (_, slot) in self.all() {
             if slot.last_active.load(Ordering::Relaxed) < idle_before_ms
+                && slot.timer().is_none()
                 && slot.tx.try_send(Box::new(Letter::Passivate)).is_ok()
             {
                 n += 1;
             }
         }
         n
+    }
+
+    fn fire_timers(&self, now_ms: u64) -> Vec<Pin<Box<dyn Future<Output = ()> + Send>>> {
+        let mut handled = Vec::new();
+        for (_, slot) in self.all() {
+            let Some(at) = slot.timer().filter(|at| *at <= now_ms) else { continue };
+            let Some(msg) = E::timer_msg() else {
+                slot.set_timer(None);
+                continue;
+            };
+            let (reply, wait) = oneshot::channel();
+            slot.set_timer(None);
+            match slot.tx.try_send(Box::new(Letter::Call { msg, reply: Some(reply) })) {
+                Ok(()) => handled.push(Box::pin(async move {
+                    let _ = wait.await;
+                }) as Pin<Box<dyn Future<Output = ()> + Send>>),
+                // A full mailbox is busy: the timer fires at the next round.
+                Err(_) => slot.set_timer(Some(at)),
+            }
+        }
+        handled
     }
 
     fn passivate_all(&self) -> Vec<Pin<Box<dyn Future<Output = ()> + Send>>> {
@@ -525,9 +562,10 @@ async fn run_calls<E: Entity>(step: Step<'_, E>, msg: E::Msg, reply: Option<Repl
     let mut durable = false;
     let mut stop = false;
     while let Some((msg, reply)) = next.take() {
-        let mut ctx = Ctx::new(id.clone(), rt.clone());
+        let mut ctx = Ctx::new(id.clone(), rt.clone(), slot.timer());
         // Inline: this whole step is boxed by the caller.
         let answer = inst.state.handle(msg, &mut ctx).await;
+        slot.set_timer(ctx.timer);
         let part_changes = if E::HAS_PARTS { inst.state.take_part_changes() } else { Vec::new() };
         let parts_changed = !part_changes.is_empty();
         inst.parts.extend(part_changes);
@@ -652,8 +690,9 @@ fn run_entity<E: Entity>(
         {
             // In a scope of its own: dropped by `drop(ctx)`, it still held a
             // place in the task's future until the end of the function.
-            let mut ctx = Ctx::new(id.clone(), rt.clone());
+            let mut ctx = Ctx::new(id.clone(), rt.clone(), None);
             inst.state.activated(&mut ctx);
+            slot.set_timer(ctx.timer);
         }
         if E::HAS_PARTS {
             // Loading may have changed parts (a migration from an older layout).

@@ -17,6 +17,10 @@ use crate::introspect::{EntityStats, KindStats};
 use crate::remote::{self, NoRemote, Remote, RemoteLetter, RemoteOutcome};
 use crate::{CallError, Clock, Directory, Entity, Fanout, LocalDirectory, LocalFanout, Location, NodeId, PubSub};
 
+/// Rounds of timers one maintenance fires at most (see
+/// [`Runtime::maintain`]).
+const TIMER_ROUNDS: usize = 4;
+
 /// Tunables of the runtime.
 #[derive(Debug, Clone)]
 pub struct RuntimeConfig {
@@ -106,7 +110,7 @@ impl RuntimeBuilder {
                 pubsub: PubSub::with_fanout(self.fanout),
                 flusher,
                 shutting_down: AtomicBool::new(false),
-                casts_in_flight: tokio::sync::watch::channel(0).0,
+                in_flight: tokio::sync::watch::channel(0).0,
             }),
         }
     }
@@ -122,9 +126,10 @@ struct Inner {
     pubsub: PubSub,
     flusher: Flusher,
     shutting_down: AtomicBool,
-    /// Spawned casts not yet in their mailbox, so that [`Runtime::settle`]
-    /// can wait for them instead of a caller polling.
-    casts_in_flight: tokio::sync::watch::Sender<usize>,
+    /// Spawned casts not yet in their mailbox and tracked tasks not yet
+    /// done, so that [`Runtime::settle`] can wait for them instead of a
+    /// caller polling.
+    in_flight: tokio::sync::watch::Sender<usize>,
 }
 
 /// Handle to the entity runtime of this node. Clone freely.
@@ -259,20 +264,33 @@ impl Runtime {
     pub fn spawn_cast<E: Entity>(&self, key: &str, msg: E::Msg) {
         let rt = self.clone();
         let key = key.to_string();
-        self.inner.casts_in_flight.send_modify(|n| *n += 1);
+        self.inner.in_flight.send_modify(|n| *n += 1);
         tokio::spawn(async move {
             if let Err(e) = rt.cast::<E>(&key, msg).await {
                 tracing::warn!(kind = E::KIND, key, error = %e, "spawned cast failed");
             }
-            rt.inner.casts_in_flight.send_modify(|n| *n -= 1);
+            rt.inner.in_flight.send_modify(|n| *n -= 1);
         });
     }
 
-    /// Waits until every spawned cast is in its mailbox. A call made after
-    /// this to the same entity is handled after those casts: tests use it to
-    /// observe the effects of fire-and-forget messages without polling.
+    /// Runs `work` in the background, as a handler's follow-up that must
+    /// not hold up the handler (a hub's timer that calls other hubs):
+    /// [`Runtime::settle`], and so [`Runtime::maintain`], wait for it.
+    pub fn spawn_tracked(&self, work: impl std::future::Future<Output = ()> + Send + 'static) {
+        let rt = self.clone();
+        self.inner.in_flight.send_modify(|n| *n += 1);
+        tokio::spawn(async move {
+            work.await;
+            rt.inner.in_flight.send_modify(|n| *n -= 1);
+        });
+    }
+
+    /// Waits until every spawned cast is in its mailbox and every tracked
+    /// task is done. A call made after this to the same entity is handled
+    /// after those casts: tests use it to observe the effects of
+    /// fire-and-forget messages without polling.
     pub async fn settle(&self) {
-        let mut rx = self.inner.casts_in_flight.subscribe();
+        let mut rx = self.inner.in_flight.subscribe();
         let _ = rx.wait_for(|n| *n == 0).await;
     }
 
@@ -308,12 +326,13 @@ impl Runtime {
         }
     }
 
-    /// Periodic housekeeping, driven by the injected clock: passivates idle
-    /// instances and writes every instance that has been dirty for the flush
-    /// interval. The server calls it every second; tests call it after moving the
+    /// Periodic housekeeping, driven by the injected clock: fires due
+    /// timers, passivates idle instances and writes every instance that has
+    /// been dirty for the flush interval. The server calls it every second; tests call it after moving the
     /// clock.
     pub async fn maintain(&self) {
         let now = self.now_ms();
+        self.fire_timers(now).await;
         let idle_before = now.saturating_sub(self.inner.config.idle_timeout.as_millis() as u64);
         for host in self.inner.hosts.values() {
             host.passivate_idle(idle_before);
@@ -324,6 +343,28 @@ impl Runtime {
         for stats in self.kinds() {
             metrics::gauge!("guildhall_entities_active", "kind" => stats.kind.clone()).set(stats.active as f64);
             metrics::gauge!("guildhall_entities_dirty", "kind" => stats.kind).set(stats.dirty as f64);
+        }
+    }
+
+    /// Fires the timers due at `now` of this node's instances and waits
+    /// until their messages are handled and the work they spawned is done.
+    /// A handler may set its timer to `now` again (more work right away, one
+    /// durable step after another): it fires in the next round, up to
+    /// [`TIMER_ROUNDS`] rounds per maintenance.
+    async fn fire_timers(&self, now: u64) {
+        for _ in 0..TIMER_ROUNDS {
+            let mut handled = Vec::new();
+            for host in self.inner.hosts.values() {
+                handled.extend(host.fire_timers(now));
+            }
+            if handled.is_empty() {
+                break;
+            }
+            let limit = self.inner.config.call_timeout;
+            for done in handled {
+                let _ = tokio::time::timeout(limit, done).await;
+            }
+            self.settle().await;
         }
     }
 

@@ -22,7 +22,7 @@ pub use error::{ExpeditionError, GameError, GuildError, MarketError, PlayerError
 pub use event::GameEvent;
 pub use player::{CardView, Change, ChangeKind, Player, PlayerMsg, PlayerReply, PlayerView};
 
-use guildhall_entity::RuntimeBuilder;
+use guildhall_entity::{CallError, Runtime, RuntimeBuilder};
 
 /// Registers every entity kind of the game with a runtime builder.
 pub fn register(builder: RuntimeBuilder) -> RuntimeBuilder {
@@ -30,17 +30,9 @@ pub fn register(builder: RuntimeBuilder) -> RuntimeBuilder {
         .register::<Player>()
         .register::<guild::Guild>()
         .register::<guild::directory::GuildDirectory>()
+        .register::<guild::GuildWaker>()
         .register::<market::Market>()
         .register::<expedition::Expedition>()
-}
-
-/// Periodic work of the game's hubs (expiries, retries of unfinished
-/// transaction steps, the expedition clock). The server calls it from its
-/// maintenance tick, after moving nothing: hubs read the injected clock.
-pub async fn tick(rt: &guildhall_entity::Runtime) {
-    guild::tick(rt).await;
-    market::tick(rt).await;
-    let _ = rt.cast::<expedition::Expedition>(expedition::SEASON, expedition::ExpeditionMsg::Tick).await;
 }
 
 /// Topic of a guild's events (joins, chat, help, standings); members'
@@ -73,14 +65,21 @@ impl Default for GameConfig {
     }
 }
 
-/// Hands the configuration to the game's hubs; the server calls it at start.
-pub async fn configure(rt: &guildhall_entity::Runtime, config: &GameConfig) -> Result<(), guildhall_entity::CallError> {
+/// Starts the game on a runtime: hands the hubs their configuration and
+/// activates those with periodic work (the market's shards, the
+/// expedition, the guilds' waker), whose timers then run on the node that
+/// hosts each. The server calls it at start; calling it again (another
+/// node, a restart) does no harm.
+pub async fn start(rt: &Runtime, config: &GameConfig) -> Result<(), CallError> {
     let msg = expedition::ExpeditionMsg::Configure {
         period_ms: config.expedition_period_ms,
         payouts_per_tick: config.expedition_payouts_per_tick,
     };
-    rt.call::<expedition::Expedition>(expedition::SEASON, msg)
-        .await?
-        .map(|_| ())
-        .map_err(|e| guildhall_entity::CallError::Load(e.to_string()))
+    rt.call::<expedition::Expedition>(expedition::SEASON, msg).await?.map_err(|e| CallError::Load(e.to_string()))?;
+    for kind in 0..market::MARKET_SHARDS {
+        rt.call::<market::Market>(&market::shard_key(kind), market::MarketMsg::Wake)
+            .await?
+            .map_err(|e| CallError::Load(e.to_string()))?;
+    }
+    rt.call::<guild::GuildWaker>(guild::waker::WAKER_KEY, guild::waker::WakerMsg::Wake).await
 }

@@ -78,7 +78,8 @@ async fn a_purchase_interrupted_after_the_hold_completes_after_a_restart_without
 
     // A new process on the same store: the tick finishes the purchase.
     let rt = runtime(store.clone(), &clock);
-    guildhall_game::tick(&rt).await;
+    guildhall_game::start(&rt, &guildhall_game::GameConfig::default()).await.unwrap();
+    rt.maintain().await;
     let buyer = player(&rt, "buyer").await;
     assert_eq!(buyer.gold, START_GOLD - 200, "the hold was applied once, not again");
     assert_eq!(count(&buyer, 9), 2);
@@ -120,10 +121,10 @@ async fn a_listing_expires_by_the_injected_clock_and_returns_its_cards() {
     give(&rt, "s", 9, 3).await;
     list(&rt, "s", 3, 100).await;
     clock.advance(Duration::from_millis(LISTING_TTL_MS - 1));
-    guildhall_game::tick(&rt).await;
+    rt.maintain().await;
     assert_eq!(count(&player(&rt, "s").await, 9), 0);
     clock.advance(Duration::from_millis(1));
-    guildhall_game::tick(&rt).await;
+    rt.maintain().await;
     assert_eq!(count(&player(&rt, "s").await, 9), 3);
     assert_eq!(
         market(&rt, MarketMsg::Buy { listing: 1, buyer: "b".into() }).await,

@@ -144,7 +144,7 @@ impl Server {
             expedition_period_ms: config.expedition_period_secs.max(1) * 1000,
             expedition_payouts_per_tick: config.expedition_payouts_per_tick.max(1),
         };
-        guildhall_game::configure(&runtime, &game_config).await.map_err(|e| StartError::Store(e.to_string()))?;
+        guildhall_game::start(&runtime, &game_config).await.map_err(|e| StartError::Store(e.to_string()))?;
         let secret = match &config.secret {
             Some(s) if !s.is_empty() => s.clone(),
             _ => {
@@ -310,7 +310,8 @@ async fn watch_lag(shared: Arc<Shared>) {
 async fn maintain(shared: &Shared) {
     let now = shared.now_ms();
     shared.sessions.expire(now, shared.config.resume_window_secs * 1000, shared.runtime.pubsub());
-    guildhall_game::tick(&shared.runtime).await;
+    // The hubs' periodic work runs on their own timers, fired here for the
+    // instances this node hosts.
     shared.runtime.maintain().await;
     metrics::gauge!("guildhall_sessions").set(shared.sessions.count() as f64);
     let lag_us = shared.lag_max_us.swap(0, std::sync::atomic::Ordering::Relaxed);

@@ -141,7 +141,10 @@ async fn a_period_signs_up_scores_pushes_standings_pays_by_rank_and_starts_again
     ts.server.maintain().await; // ends the period, writes the plan
     let event = next_standings(&mut a1_pushes).await;
     assert!(matches!(event.kind, Some(pb::event::Kind::ExpeditionEnded(_))), "{event:?}");
+    // The hub's timer fires once a second of the injected clock.
+    ts.clock.advance(Duration::from_secs(1));
     ts.server.maintain().await; // pays
+    ts.clock.advance(Duration::from_secs(1));
     ts.server.maintain().await; // nothing left to pay
     let after = (gems(&a1).await, gems(&a2).await, gems(&b1).await, gems(&_idle).await);
     assert_eq!(after.0 - before.0, reward_for_rank(1));
@@ -181,6 +184,7 @@ async fn rewards_are_paid_exactly_once_across_a_restart_during_the_payout() {
 
     clock.advance(Duration::from_secs(PERIOD_SECS));
     ts.server.maintain().await; // plan written
+    clock.advance(Duration::from_secs(1));
     ts.server.maintain().await; // two of five paid
     let state = ts.server.runtime().state_json("expedition", "season").await.unwrap().unwrap();
     assert_eq!(state["payouts"]["1"].as_array().unwrap().iter().filter(|p| p["paid"] == true).count(), 2);
@@ -188,6 +192,7 @@ async fn rewards_are_paid_exactly_once_across_a_restart_during_the_payout() {
 
     let ts = start_on(config(2), store, clock).await;
     for _ in 0..5 {
+        ts.clock.advance(Duration::from_secs(1));
         ts.server.maintain().await; // the rest, then nothing
     }
     let state = ts.server.runtime().state_json("expedition", "season").await.unwrap().unwrap();

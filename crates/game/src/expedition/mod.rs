@@ -34,6 +34,8 @@ pub const DEFAULT_PERIOD_MS: u64 = 7 * 24 * 3600 * 1000;
 pub const BRACKET_SIZE: usize = 8;
 /// Payments per tick: bounds how long one tick holds the hub.
 pub const DEFAULT_PAYOUTS_PER_TICK: usize = 200;
+/// How often the hub's timer fires (period ends, payouts, standings).
+pub const TICK_EVERY_MS: u64 = 1_000;
 /// Live standings are pushed at most this often. Every battle moves a
 /// bracket, so pushing each second would send every member of every active
 /// guild a push a second; the final standings still go out at once.
@@ -467,7 +469,23 @@ impl Entity for Expedition {
         v
     }
 
+    fn timer_msg() -> Option<ExpeditionMsg> {
+        Some(ExpeditionMsg::Tick)
+    }
+
     async fn handle(&mut self, msg: ExpeditionMsg, ctx: &mut Ctx) -> Self::Reply {
+        let reply = self.handle_msg(msg, ctx).await;
+        // The hub's clock runs where the hub is hosted: it ends periods,
+        // pays rewards and pushes standings on its own timer.
+        if ctx.timer().is_none() {
+            ctx.set_timer(ctx.now_ms() + TICK_EVERY_MS);
+        }
+        reply
+    }
+}
+
+impl Expedition {
+    async fn handle_msg(&mut self, msg: ExpeditionMsg, ctx: &mut Ctx) -> Result<ExpeditionReply, GameError> {
         match msg {
             ExpeditionMsg::Configure { period_ms, payouts_per_tick } => {
                 if self.period_ms == period_ms.max(1) && self.payouts_per_tick == payouts_per_tick.max(1) {

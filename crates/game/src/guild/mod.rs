@@ -23,6 +23,7 @@ pub mod ops;
 pub mod rules;
 mod state;
 mod tick;
+pub mod waker;
 
 #[cfg(test)]
 mod tests;
@@ -33,4 +34,4 @@ pub use msg::{GuildEvent, GuildMsg, GuildReply};
 pub use ops::found;
 pub use rules::*;
 pub use state::Guild;
-pub use tick::tick;
+pub use waker::GuildWaker;

@@ -4,6 +4,7 @@ use guildhall_entity::Ctx;
 
 use super::model::*;
 use super::msg::*;
+use super::rules::{DRIVE_ROUNDS, WAKE_EVERY_MS};
 use super::shard::{Market, Step};
 use crate::GameError;
 
@@ -62,31 +63,72 @@ impl Market {
                 let total = listings.len() as u64;
                 Ok(MarketReply::Listings { listings, total })
             }
-            MarketMsg::Tick => {
-                // The feed, if due, goes out after this handler.
-                let expired = self.expire_due(now);
-                if expired > 0 {
-                    ctx.durable();
-                } else {
-                    ctx.unchanged();
-                }
-                Ok(MarketReply::Ticked { expired, pending: self.pending_ops().len() as u32 })
+            MarketMsg::Tick => Ok(self.expire(ctx)),
+            MarketMsg::Drive => Ok(self.drive(ctx).await),
+            MarketMsg::Wake if self.wake_round == 0 => Ok(self.expire(ctx)),
+            MarketMsg::Wake => Ok(self.drive(ctx).await),
+        }
+    }
+}
+
+impl Market {
+    /// Marks listings past their expiry as returning (their cards go back
+    /// by `Drive`, after this is written).
+    fn expire(&mut self, ctx: &mut Ctx) -> MarketReply {
+        // The feed, if due, goes out after this handler.
+        let expired = self.expire_due(ctx.now_ms());
+        if expired > 0 {
+            ctx.durable();
+        } else {
+            ctx.unchanged();
+        }
+        MarketReply::Ticked { expired, pending: self.pending_ops().len() as u32 }
+    }
+
+    /// Advances every pending operation by one step.
+    async fn drive(&mut self, ctx: &mut Ctx) -> MarketReply {
+        let ops = self.pending_ops();
+        if ops.is_empty() {
+            ctx.unchanged();
+        } else {
+            // Each op advances one step and all of them are written
+            // together before the reply: a later step of the same op
+            // waits for the next Drive, after this write.
+            ctx.durable();
+        }
+        for op in ops {
+            let _ = self.advance(op, ctx).await;
+        }
+        MarketReply::Ticked { expired: 0, pending: self.pending_ops().len() as u32 }
+    }
+
+    /// Sets the shard's timer after a handler: while it holds listings,
+    /// purchases or an unpublished feed it wakes every [`WAKE_EVERY_MS`]
+    /// (and when its first listing expires, if that is sooner);
+    /// after a wake that left operations pending, again at once (the next
+    /// round of the same maintenance), [`DRIVE_ROUNDS`] times at most.
+    pub(super) fn schedule(&mut self, ctx: &mut Ctx, woken: bool, reply: &Result<MarketReply, GameError>) {
+        let now = ctx.now_ms();
+        if woken {
+            let pending = matches!(reply, Ok(MarketReply::Ticked { pending, .. }) if *pending > 0);
+            if pending && self.wake_round < DRIVE_ROUNDS {
+                self.wake_round += 1;
+                ctx.set_timer(now);
+                return;
             }
-            MarketMsg::Drive => {
-                let ops = self.pending_ops();
-                if ops.is_empty() {
-                    ctx.unchanged();
-                } else {
-                    // Each op advances one step and all of them are written
-                    // together before the reply: a later step of the same op
-                    // waits for the next Drive, after this write.
-                    ctx.durable();
-                }
-                for op in ops {
-                    let _ = self.advance(op, ctx).await;
-                }
-                Ok(MarketReply::Ticked { expired: 0, pending: self.pending_ops().len() as u32 })
-            }
+            self.wake_round = 0;
+        }
+        let busy = !self.listings.is_empty() || !self.buys.is_empty() || !self.feed.is_empty();
+        if !busy {
+            ctx.clear_timer();
+            return;
+        }
+        // Listings are numbered in the order they were made, and all live
+        // equally long: the first one expires first.
+        let first_expiry = self.listings.values().next().map_or(u64::MAX, |l| l.expires_at_ms);
+        let due = (now + WAKE_EVERY_MS).min(first_expiry);
+        if ctx.timer().is_none_or(|at| at > due) {
+            ctx.set_timer(due);
         }
     }
 }

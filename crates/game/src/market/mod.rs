@@ -42,7 +42,6 @@ pub mod ops;
 pub mod rules;
 mod settle;
 mod shard;
-mod tick;
 
 #[cfg(test)]
 mod tests;
@@ -54,4 +53,3 @@ pub use model::*;
 pub use msg::{MarketEvent, MarketMsg, MarketReply};
 pub use rules::*;
 pub use shard::Market;
-pub use tick::tick;

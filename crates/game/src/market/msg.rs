@@ -23,11 +23,14 @@ pub enum MarketMsg {
     /// against [`MAX_ACTIVE_LISTINGS`]).
     ListingsOf { player: String },
     /// Marks listings past their expiry as returning and publishes a feed
-    /// event if one is due (game tick).
+    /// event if one is due.
     Tick,
-    /// Advances every pending operation by one step (game tick; also what
-    /// completes operations interrupted by a crash or a failed call).
+    /// Advances every pending operation by one step (also what completes
+    /// operations interrupted by a crash or a failed call).
     Drive,
+    /// The shard's timer: `Tick` in its first round, then `Drive` in the
+    /// next rounds of the same maintenance while operations are pending.
+    Wake,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -34,3 +34,9 @@ pub const FEED_EVERY_MS: u64 = 1_000;
 pub fn sale_fee(price: u64) -> u64 {
     (price * SALE_FEE_PERCENT / 100).max(1).min(price)
 }
+/// How often a shard that holds listings, purchases or unpublished feed
+/// wakes (its timer): expiries and stalled steps are taken up this soon.
+pub const WAKE_EVERY_MS: u64 = 1_000;
+/// Rounds of `Drive` a wake runs right after its `Tick` (a purchase needs
+/// three steps); what is still pending waits for the next wake.
+pub const DRIVE_ROUNDS: u8 = 3;

@@ -82,6 +82,9 @@ pub struct Market {
     /// The tick still publishes a feed that no later change flushed.
     #[serde(skip)]
     pub feed_sent_ms: Option<u64>,
+    /// Which round of its wake the shard is in (see `Market::schedule`).
+    #[serde(skip)]
+    pub wake_round: u8,
 }
 
 impl Market {
@@ -103,6 +106,7 @@ impl Market {
             open: BTreeSet::new(),
             feed: Feed::default(),
             feed_sent_ms: None,
+            wake_round: 0,
         }
     }
 
@@ -308,9 +312,15 @@ impl Entity for Market {
         v
     }
 
+    fn timer_msg() -> Option<MarketMsg> {
+        Some(MarketMsg::Wake)
+    }
+
     async fn handle(&mut self, msg: MarketMsg, ctx: &mut Ctx) -> Self::Reply {
+        let woken = matches!(msg, MarketMsg::Wake);
         let reply = self.handle_inner(msg, ctx).await;
         self.publish_feed_if_due(ctx);
+        self.schedule(ctx, woken, &reply);
         reply
     }
 }
