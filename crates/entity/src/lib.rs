@@ -19,11 +19,13 @@ mod error;
 mod flusher;
 mod host;
 mod id;
+mod instance;
 mod introspect;
 mod mailbox;
 mod pubsub;
 mod remote;
 mod runtime;
+mod task;
 
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use context::Ctx;
