@@ -8,7 +8,7 @@
 //! run 9 % of the bots' CPU went to those faults, in bursts that held the
 //! bots' runtime for 150-180 ms every few seconds. Latencies are
 //! measured in this process, so a stall here was counted as the server's
-//! (BENCHMARKS.md, "Long runs"). A load generator's memory is not what is
+//! (docs/bench-log/scaling-rounds.md, "Long runs"). A load generator's memory is not what is
 //! being measured; its steadiness is.
 
 /// Bytes free at the top of a heap before glibc gives them back.

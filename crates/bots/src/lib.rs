@@ -2,7 +2,7 @@
 //! (the client SDK), like real players, to show how far a server scales.
 //!
 //! * [`SwarmConfig`]: how many bots, where, how fast, for how long.
-//! * [`profile`]: what a bot does (the standard profile of DESIGN.md).
+//! * [`profile`]: what a bot does (the standard profile and `hammer`).
 //! * [`run`]: runs a swarm with live progress and returns a [`Report`].
 //!
 //! Bots are bounded: they connect to loopback addresses only, never exceed

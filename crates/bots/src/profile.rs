@@ -61,7 +61,7 @@ pub struct Profile {
 }
 
 impl Profile {
-    /// The standard profile of DESIGN.md ("Bots"): 5 s mean think time and a
+    /// The standard profile: 5 s mean think time and a
     /// mix dominated by battles, with chests, upgrades and the social and
     /// trading actions as the server offers them.
     pub fn standard() -> Self {

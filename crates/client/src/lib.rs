@@ -60,16 +60,13 @@
 
 mod backoff;
 mod client;
-mod guild;
-// @guild-client
-mod market;
-// @market-client
-mod expedition;
-// @expedition-client
 mod config;
 mod conn;
 mod error;
 mod event;
+mod expedition;
+mod guild;
+mod market;
 mod seq;
 mod shared;
 mod stats;

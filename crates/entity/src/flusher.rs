@@ -17,7 +17,7 @@ const MAX_BATCH: usize = 4096;
 /// commit in progress and then their own, so this bounds how long the commit
 /// in front of them can be: with every write in one queue, a durable write
 /// sat behind hundreds of snapshots, and a few per cent of chest openings
-/// took over 25 ms on the server (BENCHMARKS.md, round 12).
+/// took over 25 ms on the server (docs/bench-log/scaling-rounds.md, "Rounds").
 const BACKGROUND_PER_COMMIT: usize = 128;
 
 pub(crate) struct WriteRequest {

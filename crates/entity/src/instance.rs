@@ -80,7 +80,7 @@ pub(crate) type Parts = std::collections::BTreeMap<String, Option<Vec<u8>>>;
 /// on the version this one will produce. Waiting made every request that
 /// reached a player while its periodic write was being committed wait for
 /// that commit, a few milliseconds to tens under load: a steady share of
-/// all requests, and the p99 (BENCHMARKS.md, round 12).
+/// all requests, and the p99 (docs/bench-log/scaling-rounds.md, "Rounds").
 pub(crate) struct Inflight {
     pub(crate) result: oneshot::Receiver<Result<Version, StoreError>>,
     /// The version the write is conditional on.
@@ -110,7 +110,7 @@ impl<E: Entity> Instance<E> {
             .collect();
         let op = WriteOp::Put { key: self.storage_key.clone(), value, expected: self.version, side };
         // Per kind, to tell which entities make the store's write volume (an
-        // LSM store rewrites it in compaction: BENCHMARKS.md, "Long runs").
+        // LSM store rewrites it in compaction: docs/bench-log/scaling-rounds.md, "Long runs").
         metrics::counter!("guildhall_entity_written_bytes_total", "kind" => E::KIND)
             .increment(op.payload_bytes() as u64);
         metrics::counter!("guildhall_entity_writes_total", "kind" => E::KIND).increment(1);

@@ -20,12 +20,9 @@ pub enum GameEvent {
     },
     /// Guild updates (joins, leaves, roles, chat, help), on the guild topic.
     Guild(crate::guild::GuildEvent),
-    // @guild-events
     /// Market offers and closed listings, on the card kind's market topic.
     Market(crate::market::MarketEvent),
-    // @market-events
     Expedition(crate::expedition::ExpeditionEvent),
-    // @expedition-events
 }
 
 impl GameEvent {

@@ -2,9 +2,9 @@
 //! one stored record per entry, written only when that entry changes.
 //!
 //! A market shard holds thousands of listings; as one snapshot, every durable
-//! step of every purchase re-encoded and re-wrote all of them (round 6 of
-//! BENCHMARKS.md: the shard of common cards reached 1,100 listings and 267 KB
-//! in 90 s, and the server's CPU grew with it). As parts, a step writes the
+//! step of every purchase re-encoded and re-wrote all of them (the shard of
+//! common cards reached 1,100 listings and 267 KB in 90 s, and the server's
+//! CPU grew with it: docs/bench-log/scaling-rounds.md, "Rounds"). As parts, a step writes the
 //! listing it touched.
 //!
 //! Entries are keyed by `u64` and named `"{prefix}{key}"` in the store. A map

@@ -1,5 +1,8 @@
-//! The numbers of the game. One place, so that balance changes are one diff
-//! and tests can name the rule they check.
+//! The player's numbers: currencies, mana, chests, upgrades, battles,
+//! levels. Each other area keeps its numbers in its own `rules.rs`
+//! (`guild::rules`, `market::rules`) or at the top of its module
+//! (`expedition`), so that a balance change is one diff in its area and
+//! tests can name the rule they check.
 
 use crate::Rarity;
 

@@ -44,7 +44,6 @@ pub const GUILD_HELP_DONATE: &str = "guild.help_donate";
 pub const GUILD_SEARCH: &str = "guild.search";
 /// `GuildRecommendRequest` -> `GuildRecommendResponse`
 pub const GUILD_RECOMMEND: &str = "guild.recommend";
-// @guild-methods
 
 /// `MarketListRequest` -> `MarketListResponse`
 pub const MARKET_LIST: &str = "market.list";
@@ -58,13 +57,11 @@ pub const MARKET_CANCEL: &str = "market.cancel";
 pub const MARKET_SUBSCRIBE: &str = "market.subscribe";
 /// `MarketMyListingsRequest` -> `MarketMyListingsResponse`
 pub const MARKET_MY_LISTINGS: &str = "market.my_listings";
-// @market-methods
 
 /// `ExpeditionStatusRequest` -> `ExpeditionStatusResponse`
 pub const EXPEDITION_GET: &str = "expedition.get";
 /// `ExpeditionSignUpRequest` -> `ExpeditionSignUpResponse`
 pub const EXPEDITION_SIGNUP: &str = "expedition.signup";
-// @expedition-methods
 
 /// Every method, for documentation and tests.
 pub const ALL: &[&str] = &[
@@ -89,15 +86,12 @@ pub const ALL: &[&str] = &[
     GUILD_HELP_DONATE,
     GUILD_SEARCH,
     GUILD_RECOMMEND,
-    // @guild-all
     MARKET_LIST,
     MARKET_BROWSE,
     MARKET_BUY,
     MARKET_CANCEL,
     MARKET_SUBSCRIBE,
     MARKET_MY_LISTINGS,
-    // @market-all
     EXPEDITION_GET,
     EXPEDITION_SIGNUP,
-    // @expedition-all
 ];

@@ -21,7 +21,7 @@ pub fn prometheus() -> &'static PrometheusHandle {
     HANDLE.get_or_init(|| {
         // Fixed buckets, not the default summaries: a summary keeps a
         // rolling sketch per labelled histogram that grew by megabytes over a
-        // few minutes of load (heaptrack, BENCHMARKS.md round 11) and cost a
+        // few minutes of load (a heap profile, docs/bench-log/scaling-rounds.md) and cost a
         // sketch insert per request; a bucket is a counter.
         let recorder = PrometheusBuilder::new()
             .set_buckets(&[0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0])

@@ -22,7 +22,7 @@ pub const REPORT_EVERY_TRIMS: u64 = 3;
 /// the store's threads grew by ~0.5 MB/s (`/proc/<pid>/smaps`). Capped at
 /// 4 the RSS fell by 16 MiB with CPU within noise; at 2 it fell by 20 MiB
 /// but the server's CPU rose 9 % (lock contention between the workers).
-/// BENCHMARKS.md, rounds 23 and 24.
+/// Measured in docs/bench-log/scaling-rounds.md, "Rounds".
 pub const ARENAS: i32 = 4;
 
 /// Caps glibc's arenas at [`ARENAS`] unless `MALLOC_ARENA_MAX` says

@@ -85,8 +85,7 @@ pub struct Config {
     /// flushes and compactions run beside the workers, and a worker per
     /// core competes with them and wakes and parks more: on the 2-core
     /// benchmark machine one worker used 9 % less CPU than two at 19,500
-    /// players, with the latency goal held (BENCHMARKS.md, issue 4,
-    /// round 36).
+    /// players, with the latency goal held (docs/bench-log/scaling-rounds.md, "Rounds").
     pub worker_threads: usize,
     /// Log format: "json" or "text".
     pub log_format: String,

@@ -103,7 +103,7 @@ fn open_store(config: &Config) -> Result<Arc<dyn Store>, StartError> {
                 // fjall's 64 MiB default held up to that much of recent
                 // writes in RSS; at 8 MiB the memtables (the active one and
                 // a sealed one being flushed) were still 16 MB of an 80 MB
-                // heap at 8,000 players (BENCHMARKS.md, round 26).
+                // heap at 8,000 players (docs/bench-log/scaling-rounds.md, "Rounds").
                 memtable_bytes: (config.store_memtable_mib.max(1) << 20) as u64,
             };
             Ok(Arc::new(FjallStore::open_with(&fjall_path, memory).map_err(store_error)?))

@@ -1,4 +1,4 @@
-//! The conservation audit of issue 3 over the whole economy: random trades,
+//! The conservation audit over the whole economy: random trades,
 //! help requests and donations, chests, battles, upgrades, cancellations,
 //! listing expiries, expedition prizes, dropped connections and a server
 //! restart that cuts requests mid-flight. Then the audit: the gold in players,

@@ -1,4 +1,4 @@
-//! The market (issue 3) through the real client SDK over real sockets:
+//! The market through the real client SDK over real sockets:
 //! listings with escrow, browse, the offer stream, buys (one winner under
 //! concurrency, the seller paid while offline, retries that never pay twice),
 //! cancel, expiry, and a conservation audit over random play with a restart.

@@ -7,7 +7,7 @@
 //! Entity records are `e/{kind}/{key}` and their parts `e/{kind}/{key}\0{name}`;
 //! a group is the kind plus the part name with its digits dropped
 //! (`market … l/`), so that one line stands for every listing of every shard.
-//! Used to see what grows in a long run (BENCHMARKS.md, "Long runs").
+//! Used to see what grows in a long run (docs/bench-log/scaling-rounds.md, "Long runs").
 
 use std::collections::BTreeMap;
 

@@ -1,7 +1,7 @@
 //! Embedded backend on fjall, an LSM-tree engine: the server's default. A
 //! durable batch is one journal append and one `fdatasync`; under the game's
 //! write pattern (hundreds of small durable commits a second) that costs less
-//! CPU than redb's copy-on-write pages (BENCHMARKS.md, "Store backend").
+//! CPU than redb's copy-on-write pages (BENCHMARKS.md, "Store backend: redb vs fjall").
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
@@ -46,8 +46,8 @@ struct Inner {
 /// The current version of keys this store checked or wrote, so that a
 /// conditional write does not read its record back from the tree first.
 /// That read missed the small block cache more and more as the data grew:
-/// 5 % of the server's CPU late in a ten-minute run (BENCHMARKS.md, "Long
-/// runs"). Only this process writes the directory (fjall locks it), and
+/// 5 % of the server's CPU late in a ten-minute run
+/// (docs/bench-log/scaling-rounds.md, "Long runs"). Only this process writes the directory (fjall locks it), and
 /// only under the lock that guards this map, so an entry is never stale;
 /// an entry is set only after its batch committed. Bounded: when full it
 /// starts over (a miss only costs the read it saves).

@@ -44,8 +44,8 @@ pub const TICK_EVERY_MS: u64 = 1_000;
 /// seconds `s` with `s % 30 == b % 30`): pushed all at once, the standings
 /// of every bracket reached every member of every signed-up guild in the
 /// same tick, a burst that grew with the sign-ups (16,600 pushes and a
-/// 175-ms stall of the server every 30 s at 19,500 players, BENCHMARKS.md
-/// "Long runs", rounds 44 and 45).
+/// 175-ms stall of the server every 30 s at 19,500 players,
+/// docs/bench-log/scaling-rounds.md, "Long runs").
 pub const STANDINGS_PUSH_MS: u64 = 30_000;
 
 /// The seconds of one round of standings pushes: each bracket has one.
@@ -107,7 +107,7 @@ pub struct Expedition {
     /// `g/{n}`. Inline, every guild's first sign-up (a durable write) wrote
     /// every entry with every scorer's points: 430-590 KB at 19,500 players,
     /// 0.1-0.5 MB/s of the store's writes while guilds were founded
-    /// (BENCHMARKS.md, "Long runs"). As parts, it writes one entry.
+    /// (docs/bench-log/scaling-rounds.md, "Long runs"). As parts, it writes one entry.
     #[serde(default, skip_serializing, rename = "entry_parts")]
     pub entries: PartMap<Entry>,
     /// Sign-up number by guild; rebuilt from `entries` on load.
@@ -431,7 +431,7 @@ impl Entity for Expedition {
     /// The hub's live points change with every battle of every guild, and
     /// its entries grow with everyone who scored (430 KB for 19,500
     /// players, inline then): written each flush interval, they became a
-    /// third of the store's write volume (BENCHMARKS.md, "Long runs"); as
+    /// third of the store's write volume (docs/bench-log/scaling-rounds.md, "Long runs"); as
     /// parts, every entry still changes between two writes. Points are not
     /// value: a crash loses at most this much of a week's standings, while
     /// the payout plan and payments are durable writes of their own.

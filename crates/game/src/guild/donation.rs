@@ -107,7 +107,7 @@ impl Guild {
         });
         // Remembered without the donor's profile: a whole card collection
         // in each of the 64 outcomes a guild kept made the outcomes most of a
-        // long run's heap growth (issue 4, "Long runs" in BENCHMARKS.md). A
+        // long run's heap growth (docs/bench-log/scaling-rounds.md, "Long runs"). A
         // late caller reads the donor's profile as it is now.
         self.outcomes.insert(n, outcome.clone().map(|o| DonationOutcome { donor: None, ..o }));
         while self.outcomes.len() > REMEMBERED_OUTCOMES {

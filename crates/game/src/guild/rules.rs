@@ -30,7 +30,7 @@ pub const WEEK_MS: u64 = 7 * 24 * 3600 * 1000;
 /// (one that comes after `Tick` finished the donation, at the earliest
 /// [`STEP_RETRY_MS`] after its intent). A guild of the standard profile
 /// finishes about one donation in 4 s, so 16 reach back about a minute;
-/// 64 were a fifth of a long run's heap (BENCHMARKS.md, "Long runs").
+/// 64 were a fifth of a long run's heap (docs/bench-log/scaling-rounds.md, "Long runs").
 pub(super) const REMEMBERED_OUTCOMES: usize = 16;
 
 /// Cards of one rarity a help request may ask for (0: not requestable).

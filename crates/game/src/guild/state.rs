@@ -32,7 +32,7 @@ pub struct Guild {
     /// Members by `joined_seq` (so in order of joining): in parts `m/{seq}`.
     /// With the help requests, the members were most of a snapshot that
     /// every guild step rewrote, and guilds most of the store's write volume
-    /// (BENCHMARKS.md, "Long runs"); as parts, a step writes what it touched.
+    /// (docs/bench-log/scaling-rounds.md, "Long runs"); as parts, a step writes what it touched.
     #[serde(default, skip_serializing, rename = "member_parts")]
     pub members: PartMap<Member>,
     /// (player, requested at) of pending join requests, oldest first.

@@ -1,13 +1,8 @@
 //! The offer stream: a shard's new offers and closings, conflated and
 //! published at most once a period.
 
-use guildhall_entity::Ctx;
-
 use super::model::*;
-use super::msg::*;
 use super::rules::*;
-use super::shard::Market;
-use crate::GameEvent;
 
 /// New offers and closings of one shard not yet published.
 #[derive(Debug, Clone, Default)]
@@ -39,24 +34,5 @@ impl Feed {
 
     pub(super) fn is_empty(&self) -> bool {
         self.offers.is_empty() && self.closed.is_empty()
-    }
-}
-
-impl Market {
-    /// Publishes what changed since the last feed event, if that was at
-    /// least [`FEED_EVERY_MS`] ago. Runs after every handler, browses included: the clock is read only
-    /// when there is something to publish.
-    pub(super) fn publish_feed_if_due(&mut self, ctx: &Ctx) {
-        if self.feed.is_empty() {
-            return;
-        }
-        let now = ctx.now_ms();
-        if self.feed_sent_ms.is_some_and(|t| now < t + FEED_EVERY_MS) {
-            return;
-        }
-        let Feed { offers, closed } = std::mem::take(&mut self.feed);
-        let event = MarketEvent::Feed { kind: self.kind, offers, closed };
-        ctx.publish(&market_topic(self.kind), GameEvent::Market(event).encode());
-        self.feed_sent_ms = Some(now);
     }
 }

@@ -2,11 +2,12 @@
 
 use guildhall_entity::Ctx;
 
+use super::feed::Feed;
 use super::model::*;
 use super::msg::*;
-use super::rules::{DRIVE_ROUNDS, WAKE_EVERY_MS};
+use super::rules::{DRIVE_ROUNDS, FEED_EVERY_MS, WAKE_EVERY_MS};
 use super::shard::{Market, Step};
-use crate::GameError;
+use crate::{GameError, GameEvent};
 
 impl Market {
     pub(super) async fn handle_inner(&mut self, msg: MarketMsg, ctx: &mut Ctx) -> Result<MarketReply, GameError> {
@@ -130,5 +131,24 @@ impl Market {
         if ctx.timer().is_none_or(|at| at > due) {
             ctx.set_timer(due);
         }
+    }
+}
+
+impl Market {
+    /// Publishes what changed since the last feed event, if that was at
+    /// least [`FEED_EVERY_MS`] ago. Runs after every handler, browses included: the clock is read only
+    /// when there is something to publish.
+    pub(super) fn publish_feed_if_due(&mut self, ctx: &Ctx) {
+        if self.feed.is_empty() {
+            return;
+        }
+        let now = ctx.now_ms();
+        if self.feed_sent_ms.is_some_and(|t| now < t + FEED_EVERY_MS) {
+            return;
+        }
+        let Feed { offers, closed } = std::mem::take(&mut self.feed);
+        let event = MarketEvent::Feed { kind: self.kind, offers, closed };
+        ctx.publish(&market_topic(self.kind), GameEvent::Market(event).encode());
+        self.feed_sent_ms = Some(now);
     }
 }

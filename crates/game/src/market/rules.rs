@@ -20,7 +20,7 @@ pub const SALE_FEE_PERCENT: u64 = 5;
 /// client re-sends what is in flight after a reconnect; the game tick drives
 /// interrupted steps every second), and the whole history is part of every
 /// durable write of the shard: 1,024 made a shard's snapshot ~0.5 MB and its
-/// JSON encoding the largest CPU cost of a busy market (BENCHMARKS.md).
+/// JSON encoding the largest CPU cost of a busy market (docs/bench-log/scaling-rounds.md).
 pub const REMEMBERED_OUTCOMES: usize = 256;
 /// Most new offers, and most closings, one feed event carries: the feed is
 /// conflated (the newest win); browsing gives the exact book.

@@ -64,7 +64,7 @@ pub struct Market {
     /// [`Market::take_off_market`]. A browse walks the cheapest entries
     /// instead of every listing of the shard: in a long run a shard holds
     /// thousands and browsing them all grew to 4-6 % of the server's CPU
-    /// (BENCHMARKS.md, "Long runs").
+    /// (docs/bench-log/scaling-rounds.md, "Long runs").
     #[serde(skip)]
     pub open: BTreeSet<(u64, u64, u64)>,
     /// What changed since the last feed event: published as one
@@ -78,7 +78,7 @@ pub struct Market {
     /// A shard publishes when a change finds the last event a period old,
     /// not on the game tick: every shard publishing on the same tick sent
     /// every subscriber its feed within the same ~100 ms, a burst that
-    /// stalled the bots' process each second (BENCHMARKS.md, "Long runs").
+    /// stalled the bots' process each second (docs/bench-log/scaling-rounds.md, "Long runs").
     /// The tick still publishes a feed that no later change flushed.
     #[serde(skip)]
     pub feed_sent_ms: Option<u64>,

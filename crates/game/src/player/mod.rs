@@ -75,7 +75,7 @@ pub struct Player {
 /// profile makes ~1,200 steps a second over 19,500 players, one a minute
 /// each, and a busy player a few a second. 32 is a wide margin; 128 was
 /// too, but filled over a long run it was 2 KiB of every player's memory
-/// and 3 KB of every snapshot (BENCHMARKS.md, "Long runs").
+/// and 3 KB of every snapshot (docs/bench-log/scaling-rounds.md, "Long runs").
 pub const REMEMBERED_TXS: usize = 32;
 
 /// What a transaction step does to a player's holdings.
@@ -528,15 +528,6 @@ impl Entity for Player {
                 let (won, gold_earned, experience_earned, points, leveled_up) =
                     self.battle(now).inspect_err(|_| ctx.unchanged())?;
                 let player = self.view(now);
-                if let Some(guild) = &self.guild {
-                    // Cast, never call: a player does not wait on a hub.
-                    let msg = crate::expedition::ExpeditionMsg::AddPoints {
-                        guild: guild.clone(),
-                        player: self.id.clone(),
-                        points,
-                    };
-                    ctx.runtime().spawn_cast::<crate::expedition::Expedition>(crate::expedition::SEASON, msg);
-                }
                 if leveled_up {
                     let topic = player_topic(&self.id);
                     ctx.publish(&topic, GameEvent::Notice { text: format!("Level {} reached!", self.level) }.encode());

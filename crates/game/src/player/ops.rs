@@ -3,12 +3,25 @@
 use guildhall_entity::Runtime;
 
 use super::{Player, PlayerMsg, PlayerReply, PlayerView};
+use crate::expedition::{Expedition, ExpeditionMsg, SEASON};
 use crate::op::{call, unexpected, OpError};
 
 /// Runs one of the player's own actions (`Get`, `OpenChest`,
-/// `UpgradeCard`, `Battle`) and returns its reply.
+/// `UpgradeCard`, `Battle`) and returns its reply. A battle's expedition
+/// points go to the player's guild in the expedition hub: cast, never
+/// called, so that no player's request waits on the hub, and sent from
+/// here rather than from the player's handler, so that the player entity
+/// knows nothing of the expedition (which pays players).
 pub async fn act(rt: &Runtime, player: &str, msg: PlayerMsg) -> Result<PlayerReply, OpError> {
-    call::<Player, _>(rt, player, msg).await
+    let reply = call::<Player, _>(rt, player, msg).await?;
+    if let PlayerReply::Battle { points, player: view, .. } = &reply {
+        if let Some(guild) = &view.guild {
+            let msg =
+                ExpeditionMsg::AddPoints { guild: guild.clone(), player: view.player_id.clone(), points: *points };
+            rt.spawn_cast::<Expedition>(SEASON, msg);
+        }
+    }
+    Ok(reply)
 }
 
 /// The player's current state.

@@ -6,7 +6,7 @@
 //! as `[12764648553781409443,null]`. Over a ten-minute run the snapshot grew
 //! from 550 to 1,170 bytes, mostly the transaction list filling up, and the
 //! players' writes to 2.2 MB/s, most of the store's write volume
-//! (BENCHMARKS.md, "Long runs"). Stored as below, a full collection and a
+//! (docs/bench-log/scaling-rounds.md, "Long runs"). Stored as below, a full collection and a
 //! full list take about a third of that.
 //!
 //! * cards: `[[kind, count, level], ...]`;

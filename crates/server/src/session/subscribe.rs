@@ -129,8 +129,8 @@ impl Subscriber for SessionSubscriber {
             let now = self.runtime.now_ms();
             let last = self.pushed_at.load(Ordering::Relaxed);
             if last != 0 && now.saturating_sub(last) < self.throttle_ms {
-                // Looked up once: a registry lookup per thinned event showed
-                // in the round-5 profile.
+                // Looked up once: a registry lookup per thinned event shows
+                // in a CPU profile under load.
                 static THINNED: std::sync::OnceLock<metrics::Counter> = std::sync::OnceLock::new();
                 THINNED.get_or_init(|| metrics::counter!("guildhall_stream_pushes_thinned_total")).increment(1);
                 return;
