@@ -241,8 +241,8 @@ async fn a_buy_moves_gold_and_cards_pays_an_offline_seller_and_burns_the_fee() {
     let p = bought.player.unwrap();
     assert_eq!(p.gold, buyer_gold - price, "the buyer paid the price");
     assert_eq!(count_of(&p, 14), 3, "and got the cards");
-    // Within a period of the last feed event the sale waits; the game tick
-    // publishes it once the period is over.
+    // Within a period of the last feed event the sale waits; the shard's
+    // timer publishes it once the period is over.
     ts.server.maintain().await;
     // A round trip on the buyer's connection: a push sent before it arrives first.
     me(&buyer).await;

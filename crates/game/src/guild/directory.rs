@@ -318,7 +318,7 @@ pub enum DirectoryMsg {
         exclude: Option<String>,
         limit: usize,
     },
-    /// Guilds whose wake-up time has come (asked by the game's tick).
+    /// Guilds whose wake-up time has come (asked by the guilds' waker).
     Due,
 }
 

@@ -109,7 +109,7 @@ pub enum GuildMsg {
     ContinueDonation {
         n: u64,
     },
-    /// Expiries and retries of unfinished steps; the game's tick sends it
+    /// Expiries and retries of unfinished steps; the guilds' waker sends it
     /// when the directory says this guild's wake-up time has come.
     Tick,
 }

@@ -23,7 +23,7 @@
 //!
 //! Each player step is an `Apply` with a deterministic transaction id, so a
 //! step retried after a crash, a timeout or a restart (from `Drive`, on the
-//! game tick) is applied at most once. A failed call to a player leaves the
+//! shard's timer) is applied at most once. A failed call to a player leaves the
 //! step pending (it may or may not have happened); only a refusal from the
 //! player (`GameError`) ends it.
 //!

@@ -17,7 +17,7 @@ pub const MAX_ACTIVE_LISTINGS: u32 = 10;
 pub const SALE_FEE_PERCENT: u64 = 5;
 /// Finished operations (and closed listings) a shard remembers, so that a
 /// retried request gets its first outcome. Retries come within seconds (a
-/// client re-sends what is in flight after a reconnect; the game tick drives
+/// client re-sends what is in flight after a reconnect; the shard's timer drives
 /// interrupted steps every second), and the whole history is part of every
 /// durable write of the shard: 1,024 made a shard's snapshot ~0.5 MB and its
 /// JSON encoding the largest CPU cost of a busy market (docs/bench-log/scaling-rounds.md).

@@ -76,7 +76,7 @@ pub struct Market {
     pub feed: Feed,
     /// When the last feed event went out (`None`: not since activation).
     /// A shard publishes when a change finds the last event a period old,
-    /// not on the game tick: every shard publishing on the same tick sent
+    /// not on a shared tick: every shard publishing on the same tick sent
     /// every subscriber its feed within the same ~100 ms, a burst that
     /// stalled the bots' process each second (docs/bench-log/scaling-rounds.md, "Long runs").
     /// The tick still publishes a feed that no later change flushed.
