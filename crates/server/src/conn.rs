@@ -23,7 +23,7 @@ use tokio::time::Instant;
 use crate::auth::{player_id_for_device, random_session_id, TokenError};
 use crate::dispatch;
 use crate::ratelimit::TokenBucket;
-use crate::session::{Answer, AttachError, Begin, Pending, Session};
+use crate::session::{fingerprint, Answer, AttachError, Begin, Pending, Session};
 use crate::shared::Shared;
 use crate::transport::{RecvError, Transport};
 
@@ -277,7 +277,7 @@ impl Conn {
                 let Some(session) = self.session.clone() else {
                     return self.reply(req.id, Answer::err(Status::Unauthenticated, "log in first (auth.login)"));
                 };
-                match session.begin_request(req.id) {
+                match session.begin_request(req.id, fingerprint(&req.method, &req.payload)) {
                     Begin::Execute => {
                         let answer =
                             dispatch::dispatch(&self.shared.runtime, &session, &req.method, &req.payload).await;
@@ -292,6 +292,13 @@ impl Conn {
                         session.emit_response(req.id, &answer);
                     }
                     Begin::InProgress => {}
+                    Begin::Mismatch => self.reply(
+                        req.id,
+                        Answer::err(
+                            Status::RequestIdReused,
+                            "this request id was used for another request (method or payload); use a new id",
+                        ),
+                    ),
                     Begin::TooOld => self.reply(
                         req.id,
                         Answer::err(

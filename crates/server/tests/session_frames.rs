@@ -45,6 +45,34 @@ async fn a_re_sent_request_id_gets_its_first_result_and_runs_once() {
 }
 
 #[tokio::test]
+async fn another_request_under_a_remembered_id_is_refused_not_answered_with_the_first_result() {
+    let ts = start(common::config()).await;
+    let mut raw = Raw::connect(ts.tcp()).await;
+    raw.login(1, "reuser").await;
+    raw.request(100, method::BATTLE, pb::BattleRequest {}).await;
+    let battle = raw.response().await;
+    assert_eq!(status_of(&battle), Status::Ok);
+
+    // No ack in between: id 100 is remembered, and this is not its request.
+    raw.request(100, method::OPEN_CHEST, pb::OpenChestRequest {}).await;
+    let reused = raw.response().await;
+    assert_eq!(status_of(&reused), Status::RequestIdReused, "{reused:?}");
+    assert!(reused.payload.is_empty(), "not the battle's bytes");
+    // The same method with another payload is another request too.
+    raw.request(100, method::UPGRADE_CARD, pb::UpgradeCardRequest { kind: 1 }).await;
+    assert_eq!(status_of(&raw.response().await), Status::RequestIdReused);
+    raw.request(101, method::UPGRADE_CARD, pb::UpgradeCardRequest { kind: 2 }).await;
+    assert_eq!(status_of(&raw.response().await), Status::NotEnoughCards);
+    raw.request(101, method::UPGRADE_CARD, pb::UpgradeCardRequest { kind: 3 }).await;
+    assert_eq!(status_of(&raw.response().await), Status::RequestIdReused);
+    // The true re-send still gets its first result, and nothing ran twice.
+    raw.request(100, method::BATTLE, pb::BattleRequest {}).await;
+    assert_eq!(raw.response().await.payload, battle.payload);
+    let p = player(&mut raw, 102).await;
+    assert_eq!((p.battles, p.chests_opened), (1, 0), "the chest was never opened, and the battle ran once");
+}
+
+#[tokio::test]
 async fn an_ack_riding_on_a_request_counts_as_an_ack() {
     let ts = start(common::config()).await;
     let mut raw = Raw::connect(ts.tcp()).await;

@@ -23,7 +23,7 @@ mod subscribe;
 mod tests;
 
 pub use registry::Sessions;
-pub use results::{Answer, Begin};
+pub use results::{fingerprint, Answer, Begin};
 pub use subscribe::{Convert, Delivery, Resubscribe};
 
 use std::collections::VecDeque;
@@ -34,7 +34,7 @@ use guildhall_protocol::{OutFrame, Status};
 use tokio::sync::Notify;
 
 use replay::forget_acknowledged;
-use results::Outcome;
+use results::Remembered;
 use subscribe::SessionSubscriber;
 
 /// Bounds of one session's memory.
@@ -82,7 +82,7 @@ struct State {
     acked: u64,
     /// Messages up to this seq were evicted unacknowledged (buffer full).
     evicted_upto: u64,
-    results: VecDeque<(u64, Outcome)>,
+    results: VecDeque<Remembered>,
     /// Highest request id seen; ids at or below it that are not in `results`
     /// are too old to answer.
     highest_request: u64,

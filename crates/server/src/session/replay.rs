@@ -21,7 +21,7 @@ pub(super) fn forget_acknowledged(st: &mut State) {
         st.outbox.pop_front();
     }
     give_back(&mut st.outbox, OUTBOX_KEPT);
-    st.results.retain(|(_, outcome)| !matches!(outcome, Outcome::Done { seq, .. } if *seq <= acked));
+    st.results.retain(|r| !matches!(r.outcome, Outcome::Done { seq, .. } if seq <= acked));
     give_back(&mut st.results, RESULTS_KEPT);
 }
 

@@ -46,6 +46,32 @@ pub enum Begin {
     /// Not remembered: answered and acknowledged (the client has the
     /// answer), or older than the remembered window. Never runs again.
     TooOld,
+    /// Remembered, but this request is another one (another method or
+    /// payload) under the same id: refused, since answering it with the
+    /// first request's result would say that something ran which did not.
+    Mismatch,
+}
+
+/// A request the session remembers, by the client's id.
+#[derive(Debug)]
+pub(super) struct Remembered {
+    pub id: u64,
+    /// What the request was ([`fingerprint`]), so that a re-send is told
+    /// from another request under a reused id.
+    pub fingerprint: u64,
+    pub outcome: Outcome,
+}
+
+/// A 64-bit FNV-1a hash of a request's method and payload. Not a defence
+/// against a hostile client (its own session is all it could confuse), a
+/// check that a re-send is the request it claims to be.
+pub fn fingerprint(method: &str, payload: &[u8]) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in method.bytes().chain([0xff]).chain(payload.iter().copied()) {
+        h ^= b as u64;
+        h = h.wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    h
 }
 
 #[derive(Debug)]
@@ -69,11 +95,13 @@ pub(super) enum Outcome {
 pub(super) const RESULTS_KEPT: usize = 2;
 
 impl Session {
-    /// Registers request `id` and says what to do with it.
-    pub fn begin_request(&self, id: u64) -> Begin {
+    /// Registers request `id`, whose method and payload have `fingerprint`,
+    /// and says what to do with it.
+    pub fn begin_request(&self, id: u64, fingerprint: u64) -> Begin {
         let mut st = self.lock();
-        if let Some((_, outcome)) = st.results.iter().find(|(rid, _)| *rid == id) {
-            return match outcome {
+        if let Some(r) = st.results.iter().find(|r| r.id == id) {
+            return match &r.outcome {
+                _ if r.fingerprint != fingerprint => Begin::Mismatch,
                 Outcome::Running => Begin::InProgress,
                 Outcome::Done { answer, .. } => Begin::Replay(answer.clone()),
             };
@@ -88,7 +116,7 @@ impl Session {
             while st.results.len() >= limit {
                 st.results.pop_front();
             }
-            st.results.push_back((id, Outcome::Running));
+            st.results.push_back(Remembered { id, fingerprint, outcome: Outcome::Running });
         }
         Begin::Execute
     }
@@ -98,12 +126,12 @@ impl Session {
         let seq = self.emit_response(id, &answer);
         let mut st = self.lock();
         let acked = st.acked;
-        if let Some(i) = st.results.iter().position(|(rid, _)| *rid == id) {
+        if let Some(i) = st.results.iter().position(|r| r.id == id) {
             if seq != 0 && seq <= acked {
                 // Acknowledged already (a resume reported it): nothing to keep.
                 st.results.remove(i);
             } else {
-                st.results[i].1 = Outcome::Done { answer: Arc::new(answer), seq };
+                st.results[i].outcome = Outcome::Done { answer: Arc::new(answer), seq };
             }
         }
         seq

@@ -91,32 +91,32 @@ fn an_overflowing_buffer_makes_an_old_resume_point_a_gap() {
 #[test]
 fn request_ids_run_once_and_replay_their_first_result() {
     let s = Session::new(1, "p".into(), limits());
-    assert_eq!(s.begin_request(5), Begin::Execute);
-    assert_eq!(s.begin_request(5), Begin::InProgress);
+    assert_eq!(s.begin_request(5, 0), Begin::Execute);
+    assert_eq!(s.begin_request(5, 0), Begin::InProgress);
     let first = Answer::ok(Bytes::from_static(b"first"));
     s.finish_request(5, first.clone());
-    assert_eq!(s.begin_request(5), Begin::Replay(Arc::new(first)));
-    assert_eq!(s.begin_request(4), Begin::TooOld, "never seen, but older than the newest");
+    assert_eq!(s.begin_request(5, 0), Begin::Replay(Arc::new(first)));
+    assert_eq!(s.begin_request(4, 0), Begin::TooOld, "never seen, but older than the newest");
     for id in 6..=8 {
-        assert_eq!(s.begin_request(id), Begin::Execute);
+        assert_eq!(s.begin_request(id, 0), Begin::Execute);
     }
-    assert_eq!(s.begin_request(5), Begin::TooOld, "forgotten after the window");
+    assert_eq!(s.begin_request(5, 0), Begin::TooOld, "forgotten after the window");
 }
 
 #[test]
 fn an_acknowledged_answer_is_forgotten_but_its_request_still_runs_once() {
     let s = Session::new(1, "p".into(), limits());
     s.attach(10, 0).unwrap();
-    assert_eq!(s.begin_request(1), Begin::Execute);
+    assert_eq!(s.begin_request(1, 0), Begin::Execute);
     let seq = s.finish_request(1, Answer::ok(Bytes::from_static(b"big answer")));
-    assert_eq!(s.begin_request(2), Begin::Execute);
+    assert_eq!(s.begin_request(2, 0), Begin::Execute);
     let seq2 = s.finish_request(2, Answer::ok(Bytes::from_static(b"second")));
     s.ack(seq);
-    assert_eq!(s.begin_request(1), Begin::TooOld, "the client has it: not kept, not run again");
-    assert_eq!(s.begin_request(2), Begin::Replay(Arc::new(Answer::ok(Bytes::from_static(b"second")))));
+    assert_eq!(s.begin_request(1, 0), Begin::TooOld, "the client has it: not kept, not run again");
+    assert_eq!(s.begin_request(2, 0), Begin::Replay(Arc::new(Answer::ok(Bytes::from_static(b"second")))));
     // A resume that reports the second as seen acknowledges it too.
     s.attach(11, seq2).unwrap();
-    assert_eq!(s.begin_request(2), Begin::TooOld);
+    assert_eq!(s.begin_request(2, 0), Begin::TooOld);
 }
 
 #[test]
@@ -125,7 +125,7 @@ fn acknowledged_results_give_their_places_back() {
     s.attach(10, 0).unwrap();
     let mut last = 0;
     for id in 1..=8 {
-        assert_eq!(s.begin_request(id), Begin::Execute);
+        assert_eq!(s.begin_request(id, 0), Begin::Execute);
         last = s.finish_request(id, Answer::ok(Bytes::from_static(b"x")));
     }
     assert!(s.lock().results.capacity() >= 8);
