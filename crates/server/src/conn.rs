@@ -27,6 +27,12 @@ use crate::session::{fingerprint, Answer, AttachError, Begin, Pending, Session};
 use crate::shared::Shared;
 use crate::transport::{RecvError, Transport};
 
+/// The largest request id a client may use: a session refuses any id at or
+/// below the highest it has seen, so an id near 2^64 would leave a client no
+/// id to go on with. 2^53 - 1 is the largest integer every client language
+/// holds exactly (a JavaScript number), and far more than a session sends.
+pub const MAX_REQUEST_ID: u64 = (1 << 53) - 1;
+
 /// How a connection ends.
 enum Exit {
     /// Tell the client why, then close.
@@ -166,7 +172,9 @@ impl Conn {
                 _ = &mut timer => {
                     let (heartbeat, idle_timeout) = (self.heartbeat(), self.idle_timeout());
                     if pinged || heartbeat >= idle_timeout {
-                        return Exit::Close(Status::IdleTimeout, format!("nothing received for {idle_timeout:?}"));
+                        // Bytes of a frame still arriving do not count: only whole frames.
+                        let why = format!("no complete frame in {} s", idle_timeout.as_secs());
+                        return Exit::Close(Status::IdleTimeout, why);
                     }
                     self.direct.push(OutFrame::unsequenced(Kind::Ping(pb::Ping { nonce: self.shared.now_ms() })));
                     pinged = true;
@@ -262,6 +270,10 @@ impl Conn {
         if !self.bucket.try_take(now) {
             let limit = self.shared.config.rate_limit_per_sec;
             return self.reply(req.id, Answer::err(Status::RateLimited, format!("over {limit} requests per second")));
+        }
+        if req.id > MAX_REQUEST_ID {
+            let why = format!("request ids are 1 to {MAX_REQUEST_ID} (2^53 - 1)");
+            return self.reply(req.id, Answer::err(Status::BadRequest, why));
         }
         let started = Instant::now();
         let metric = dispatch::metric_name(&req.method);

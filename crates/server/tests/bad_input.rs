@@ -255,3 +255,23 @@ async fn over_the_connection_cap_a_client_is_told_the_server_is_full() {
     assert_eq!(ts.server.connection_count(), 2);
     still_plays(&other).await;
 }
+
+#[tokio::test]
+async fn a_request_id_past_the_documented_bound_is_refused_and_does_not_lock_the_session() {
+    let ts = start(common::config()).await;
+    let other = bystander(&ts).await;
+    let mut raw = Raw::connect(ts.tcp()).await;
+    raw.login(1, "big-ids").await;
+    raw.request(u64::MAX, method::BATTLE, pb::BattleRequest {}).await;
+    let refused = raw.response().await;
+    assert_eq!(status_of(&refused), Status::BadRequest, "{refused:?}");
+    assert!(refused.message.contains("2^53"), "{}", refused.message);
+    raw.request(1 << 53, method::BATTLE, pb::BattleRequest {}).await;
+    assert_eq!(status_of(&raw.response().await), Status::BadRequest);
+    // The session goes on with ordinary ids, up to the bound itself.
+    raw.request(2, method::BATTLE, pb::BattleRequest {}).await;
+    assert_eq!(status_of(&raw.response().await), Status::Ok);
+    raw.request((1 << 53) - 1, method::PLAYER_GET, pb::GetPlayerRequest {}).await;
+    assert_eq!(status_of(&raw.response().await), Status::Ok);
+    still_plays(&other).await;
+}
