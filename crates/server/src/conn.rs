@@ -421,6 +421,13 @@ impl Conn {
                     format!("messages after {last_seq} are no longer buffered (oldest is {oldest}); log in again"),
                 ),
             ),
+            Err(AttachError::AheadOfServer { last_seq, sent }) => self.reply(
+                req.id,
+                Answer::err(
+                    Status::BadRequest,
+                    format!("last_seq {last_seq} is beyond the last message the session sent ({sent})"),
+                ),
+            ),
         }
     }
 

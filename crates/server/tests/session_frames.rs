@@ -262,3 +262,26 @@ async fn an_idle_connection_is_pinged_and_a_silent_one_closed() {
     assert_eq!(close.status(), Status::IdleTimeout);
     assert_eq!(ts.server.session_count(), 1, "the session waits for a resume");
 }
+
+#[tokio::test]
+async fn a_resume_claiming_messages_never_sent_is_refused_and_the_session_survives() {
+    let ts = start(common::config()).await;
+    let mut a = Raw::connect(ts.tcp()).await;
+    let login = a.login(1, "claimer").await;
+    a.request(2, method::BATTLE, pb::BattleRequest {}).await;
+    let battle = a.response().await;
+    assert_eq!(battle.seq, 2);
+    drop(a);
+
+    let mut b = Raw::connect(ts.tcp()).await;
+    b.request(3, method::RESUME, pb::ResumeRequest { token: login.token.clone(), last_seq: 1000 }).await;
+    let refused = b.response().await;
+    assert_eq!(status_of(&refused), Status::BadRequest, "{refused:?}");
+    assert!(refused.message.contains("1000"), "{}", refused.message);
+    // Nothing was acknowledged by the refused claim: an honest resume still
+    // gets the battle's answer replayed.
+    b.request(4, method::RESUME, pb::ResumeRequest { token: login.token, last_seq: 1 }).await;
+    let replayed = b.response().await;
+    assert_eq!((replayed.id, replayed.seq, replayed.payload), (2, 2, battle.payload));
+    assert_eq!(status_of(&b.response_to(4).await), Status::Ok);
+}

@@ -69,6 +69,8 @@ pub enum AttachError {
     Ended(Status, String),
     /// The client missed messages that are no longer buffered.
     ReplayGap { last_seq: u64, oldest: u64 },
+    /// The client claims messages the session never sent.
+    AheadOfServer { last_seq: u64, sent: u64 },
 }
 
 #[derive(Debug)]
@@ -156,7 +158,12 @@ impl Session {
         if let Some((status, reason)) = &st.ended {
             return Err(AttachError::Ended(*status, reason.clone()));
         }
-        let last_seq = last_seq.min(st.next_seq - 1);
+        // A claim beyond what was sent is refused, not rounded down: taken
+        // as it was, it acknowledged (and so dropped) every message the
+        // client never got.
+        if last_seq > st.next_seq - 1 {
+            return Err(AttachError::AheadOfServer { last_seq, sent: st.next_seq - 1 });
+        }
         if last_seq < st.evicted_upto {
             return Err(AttachError::ReplayGap { last_seq, oldest: st.evicted_upto + 1 });
         }
