@@ -207,8 +207,12 @@ impl Conn {
                 Pending::Frames(frames) if frames.is_empty() => {}
                 Pending::Frames(frames) => t.send(&frames).await.map_err(|_| Exit::Quiet)?,
                 Pending::Replaced => {
+                    // Told, not just dropped: a client that saw a bare EOF
+                    // would resume straight back, and two auto-resuming
+                    // devices would take the session from each other in turn.
                     self.session = None;
-                    return Err(Exit::Quiet);
+                    let why = "the session was resumed on another connection";
+                    return Err(Exit::Close(Status::SessionTakenOver, why.into()));
                 }
                 Pending::Ended(status, reason) => {
                     self.session = None;

@@ -285,3 +285,19 @@ async fn a_resume_claiming_messages_never_sent_is_refused_and_the_session_surviv
     assert_eq!((replayed.id, replayed.seq, replayed.payload), (2, 2, battle.payload));
     assert_eq!(status_of(&b.response_to(4).await), Status::Ok);
 }
+
+#[tokio::test]
+async fn a_resume_on_another_connection_tells_the_first_one_its_session_was_taken_over() {
+    let ts = start(common::config()).await;
+    let mut a = Raw::connect(ts.tcp()).await;
+    let login = a.login(1, "two-phones").await;
+    let mut b = Raw::connect(ts.tcp()).await;
+    b.request(1, method::RESUME, pb::ResumeRequest { token: login.token, last_seq: 1 }).await;
+    assert_eq!(status_of(&b.response_to(1).await), Status::Ok);
+    let close = a.close_reason().await;
+    assert_eq!(close.status(), Status::SessionTakenOver, "{close:?}");
+    assert!(a.closed().await);
+    // The session plays on, on the second connection.
+    b.request(2, method::BATTLE, pb::BattleRequest {}).await;
+    assert_eq!(status_of(&b.response().await), Status::Ok);
+}
