@@ -234,12 +234,14 @@ impl<E: Entity> AnyHost for KindHost<E> {
 
     fn fire_timers(&self, now_ms: u64) -> Vec<Pin<Box<dyn Future<Output = ()> + Send>>> {
         let mut handled = Vec::new();
+        // A kind without timers (players: most instances of a node) is not
+        // walked at all.
+        if E::timer_msg().is_none() {
+            return handled;
+        }
         for (_, slot) in self.all() {
             let Some(at) = slot.timer().filter(|at| *at <= now_ms) else { continue };
-            let Some(msg) = E::timer_msg() else {
-                slot.set_timer(None);
-                continue;
-            };
+            let Some(msg) = E::timer_msg() else { continue };
             let (reply, wait) = oneshot::channel();
             slot.set_timer(None);
             match slot.tx.try_send(Box::new(Letter::Call { msg, reply: Some(reply) })) {

@@ -65,10 +65,15 @@ async fn run_calls<E: Entity>(step: Step<'_, E>, msg: E::Msg, reply: Option<Repl
     let mut durable = false;
     let mut stop = false;
     while let Some((msg, reply)) = next.take() {
-        let mut ctx = Ctx::new(id.clone(), rt.clone(), slot.timer());
+        let timer = slot.timer();
+        let mut ctx = Ctx::new(id.clone(), rt.clone(), timer);
         // Inline: this whole step is boxed by the caller.
         let answer = inst.state.handle(msg, &mut ctx).await;
-        slot.set_timer(ctx.timer);
+        // Written back only when the handler changed it: most kinds never
+        // set one, and a timer that fired meanwhile stays cleared.
+        if ctx.timer != timer {
+            slot.set_timer(ctx.timer);
+        }
         let part_changes = if E::HAS_PARTS { inst.state.take_part_changes() } else { Vec::new() };
         let parts_changed = !part_changes.is_empty();
         inst.parts.extend(part_changes);
