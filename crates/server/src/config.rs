@@ -44,6 +44,11 @@ pub struct Config {
     pub heartbeat_secs: u64,
     /// A connection silent for this long is closed.
     pub idle_timeout_secs: u64,
+    /// A connection without a session (not yet logged in, or logged out)
+    /// is closed this long after it connected (or logged out) unless it
+    /// logs in or resumes: pings and other frames do not extend it, so
+    /// sockets that never log in cannot hold the connection slots.
+    pub login_deadline_secs: u64,
     /// How long a session outlives its dropped connection.
     pub resume_window_secs: u64,
     /// Lifetime of a session token.
@@ -112,6 +117,7 @@ impl Default for Config {
             rate_limit_burst: 60,
             heartbeat_secs: 15,
             idle_timeout_secs: 45,
+            login_deadline_secs: 10,
             resume_window_secs: 60,
             token_ttl_secs: 24 * 3600,
             secret: None,

@@ -104,16 +104,25 @@ impl Conn {
         Duration::from_secs(self.shared.config.idle_timeout_secs.max(1))
     }
 
+    /// Close a connection without a session this long after it connected
+    /// or logged out.
+    fn login_deadline(&self) -> Duration {
+        Duration::from_secs(self.shared.config.login_deadline_secs.max(1))
+    }
+
     async fn run<T: Transport>(&mut self, t: &mut T) -> Exit {
         let mut shutdown = self.shared.shutdown.clone();
         if *shutdown.borrow_and_update() {
             return Exit::Close(Status::ShuttingDown, "server is shutting down".into());
         }
-        // The timer runs from the last frame heard: `heartbeat` to a ping,
-        // then `idle_timeout` (from the same frame) to the close. When the
-        // last frame was heard follows from its deadline: no local for it.
+        // In a session, the timer runs from the last frame heard:
+        // `heartbeat` to a ping, then `idle_timeout` (from the same frame)
+        // to the close. When the last frame was heard follows from its
+        // deadline: no local for it. Without a session it is the login
+        // deadline, which no frame moves: a socket that pings but never
+        // logs in must not hold a connection slot for ever.
         let mut pinged = false;
-        let timer = tokio::time::sleep(self.heartbeat());
+        let timer = tokio::time::sleep(self.login_deadline());
         tokio::pin!(timer);
 
         // Set when the session woke us: a graceful stop wakes every session.
@@ -147,13 +156,19 @@ impl Conn {
                 _ = session_wake => woken = true,
                 frame = t.recv() => match frame {
                     Ok(Some(frame)) => {
-                        pinged = false;
-                        timer.as_mut().reset(Instant::now() + self.heartbeat());
+                        let had_session = self.session.is_some();
                         // Boxed: the idle connection future stays small.
                         if let Err(exit) = Box::pin(self.on_frame(frame)).await {
                             // Write what was answered before closing.
                             let _ = self.write_pending(t).await;
                             return exit;
+                        }
+                        if self.session.is_some() {
+                            pinged = false;
+                            timer.as_mut().reset(Instant::now() + self.heartbeat());
+                        } else if had_session {
+                            // Logged out: a new login deadline from now.
+                            timer.as_mut().reset(Instant::now() + self.login_deadline());
                         }
                     }
                     Ok(None) => return Exit::Quiet,
@@ -170,6 +185,10 @@ impl Conn {
                     }
                 },
                 _ = &mut timer => {
+                    if self.session.is_none() {
+                        let why = format!("no login within {} s of connecting", self.login_deadline().as_secs());
+                        return Exit::Close(Status::LoginTimeout, why);
+                    }
                     let (heartbeat, idle_timeout) = (self.heartbeat(), self.idle_timeout());
                     if pinged || heartbeat >= idle_timeout {
                         // Bytes of a frame still arriving do not count: only whole frames.

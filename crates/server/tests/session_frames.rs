@@ -245,7 +245,28 @@ async fn a_second_device_takes_the_session_over() {
     assert_eq!(ts.server.session_count(), 1);
 }
 
-#[tokio::test]
+/// Pings the server every `every` until it closes the connection, answering
+/// its pings; returns the Close and when it came.
+/// Pings every `every` until the server closes the connection; a minute of
+/// (virtual) pinging without a Close fails the test rather than hanging it.
+async fn ping_until_closed(raw: &mut Raw, every: Duration) -> (pb::Close, tokio::time::Instant) {
+    let give_up = tokio::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        assert!(tokio::time::Instant::now() < give_up, "still open after a minute of pings");
+        tokio::select! {
+            kind = raw.recv() => match kind {
+                Some(Kind::Pong(_) | Kind::Ping(_)) => {}
+                Some(Kind::Close(close)) => return (close, tokio::time::Instant::now()),
+                other => panic!("expected pongs then a Close, got {other:?}"),
+            },
+            _ = tokio::time::sleep(every) => raw.send(Kind::Ping(pb::Ping { nonce: 7 })).await,
+        }
+    }
+}
+
+// Network liveness runs on tokio's clock, paused here: the waits below are
+// virtual and end when the server acts.
+#[tokio::test(start_paused = true)]
 async fn an_idle_connection_is_pinged_and_a_silent_one_closed() {
     let mut config = common::config();
     config.heartbeat_secs = 1;
@@ -253,14 +274,54 @@ async fn an_idle_connection_is_pinged_and_a_silent_one_closed() {
     let ts = start(config).await;
     let mut raw = Raw::connect(ts.tcp()).await;
     raw.login(1, "sleepy").await;
-    // Network liveness runs on real time: these waits end when the server acts.
     match raw.recv().await.unwrap() {
         Kind::Ping(_) => {}
         other => panic!("expected a ping, got {other:?}"),
     }
     let close = raw.close_reason().await;
     assert_eq!(close.status(), Status::IdleTimeout);
+    assert_eq!(close.reason, "no complete frame in 2 s");
     assert_eq!(ts.server.session_count(), 1, "the session waits for a resume");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_connection_that_never_logs_in_is_closed_at_the_login_deadline_however_often_it_pings() {
+    let mut config = common::config();
+    config.login_deadline_secs = 5;
+    config.heartbeat_secs = 1;
+    config.idle_timeout_secs = 2;
+    let ts = start(config).await;
+    let start = tokio::time::Instant::now();
+    let mut pinger = Raw::connect(ts.tcp()).await;
+    // A refused request does not count as a login either.
+    pinger.request(1, method::PLAYER_GET, pb::GetPlayerRequest {}).await;
+    assert_eq!(status_of(&pinger.response().await), Status::Unauthenticated);
+    let (close, at) = ping_until_closed(&mut pinger, Duration::from_millis(700)).await;
+    assert_eq!(close.status(), Status::LoginTimeout, "{close:?}");
+    assert_eq!(close.reason, "no login within 5 s of connecting");
+    assert_eq!(at - start, Duration::from_secs(5), "closed at the deadline, not the idle timeout's");
+    assert!(pinger.closed().await);
+    common::connections(&ts, 0).await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_logged_in_connection_outlives_the_login_deadline_and_a_logout_starts_a_new_one() {
+    let mut config = common::config();
+    config.login_deadline_secs = 5;
+    let ts = start(config).await;
+    let start = tokio::time::Instant::now();
+    let mut raw = Raw::connect(ts.tcp()).await;
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    raw.login(1, "slow-starter").await;
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    assert_eq!(player(&mut raw, 2).await.chests_opened, 0, "still open 8 s after connecting");
+    raw.request(3, method::LOGOUT, pb::LogoutRequest {}).await;
+    assert_eq!(status_of(&raw.response_to(3).await), Status::Ok);
+    let logged_out = tokio::time::Instant::now();
+    assert_eq!(logged_out - start, Duration::from_secs(8));
+    let (close, at) = ping_until_closed(&mut raw, Duration::from_millis(700)).await;
+    assert_eq!(close.status(), Status::LoginTimeout, "{close:?}");
+    assert_eq!(at - logged_out, Duration::from_secs(5));
 }
 
 #[tokio::test]
