@@ -14,6 +14,7 @@ pub mod parts;
 pub mod player;
 pub mod rng;
 pub mod rules;
+pub mod text;
 pub mod tx;
 pub mod txkey;
 

@@ -12,6 +12,7 @@ use guildhall_client::{Client, ClientConfig, ClientError};
 use guildhall_entity::Clock;
 use guildhall_game::guild::{Guild, GuildMsg, GuildReply, HELP_LIFETIME_MS};
 use guildhall_game::{Change, ChangeKind, Player, PlayerMsg};
+use guildhall_protocol::method;
 use guildhall_protocol::pb::{self, event::Kind, Status};
 use guildhall_store::{MemoryStore, Store};
 use tokio::sync::mpsc::UnboundedReceiver;
@@ -559,4 +560,52 @@ async fn the_directory_searches_by_prefix_and_filters_and_follows_membership() {
     assert_eq!(min2.len(), 1);
     seeker.client.guild_leave().await.unwrap();
     directory_shows(&ts, &seeker, "moon k", |g| g.len() == 1 && g[0].members == 1).await;
+}
+
+/// Issue 14, defects 5 and 6: text other players read is refused when it is
+/// invisible, direction-changing or full of control characters, never cut;
+/// names are stored in NFC and unique under a proper case fold.
+#[tokio::test]
+async fn names_descriptions_and_chat_refuse_invisible_spoofing_and_control_text() {
+    let ts = start(common::config()).await;
+    let a = player(&ts, "text-a").await;
+    let b = player(&ts, "text-b").await;
+    let c = player(&ts, "text-c").await;
+    let create_with = |p: &P, name: &str, tag: &str, description: String| {
+        let req = pb::GuildCreateRequest {
+            name: name.into(),
+            tag: tag.into(),
+            language: "en".into(),
+            open: true,
+            description,
+        };
+        let client = p.client.clone();
+        async move { client.call::<_, pb::GuildCreateResponse>(method::GUILD_CREATE, &req).await }
+    };
+    for (name, code) in
+        [("\u{200B}\u{200B}\u{200B}", "U+200B"), ("Evil\u{202E}gnp", "U+202E"), ("\u{3164}\u{3164}\u{3164}", "U+3164")]
+    {
+        let err = a.client.guild_create(name, "BAD", "en", true).await.expect_err(name);
+        assert!(err.is_status(Status::InvalidGuildInput), "{name:?}: {err}");
+        assert!(err.to_string().contains(code), "the refusal names the character: {err}");
+    }
+    let long = "é".repeat(501);
+    refused(create_with(&a, "Long Winded", "LONG", long).await, Status::InvalidGuildInput);
+    assert_eq!(me(&a).await.gold, 500, "a refused creation charges nothing");
+
+    let description = format!("{}\nWelcome!", "é".repeat(491));
+    let created = create_with(&a, "Cafe\u{301}", "CAFE", description.clone()).await.unwrap().guild.unwrap();
+    assert_eq!(created.summary.unwrap().name, "Caf\u{e9}", "stored in NFC");
+    assert_eq!(created.description, description, "500 characters are kept whole");
+    refused(b.client.guild_create("CAF\u{c9}", "CAF2", "en", true).await, Status::GuildNameTaken);
+    create(&b, "Stra\u{df}e", "STR", true).await;
+    refused(c.client.guild_create("STRASSE", "STR2", "en", true).await, Status::GuildNameTaken);
+    assert_eq!(search(&c, "strass").await.len(), 1, "a prefix folds like the names");
+
+    for text in ["nul\0here", "\u{1b}[31mred alert", "bell\u{7}", "\u{2066}hidden"] {
+        refused(a.client.guild_chat_post(text).await, Status::InvalidGuildInput);
+    }
+    a.client.guild_chat_post("two\nlines \u{1F468}\u{200D}\u{1F469}\u{200D}\u{1F467}").await.unwrap();
+    let history = a.client.guild_chat_history(0).await.unwrap().messages;
+    assert_eq!(history.len(), 1, "only the clean message was kept");
 }

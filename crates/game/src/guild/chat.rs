@@ -6,6 +6,7 @@ use super::model::*;
 use super::msg::{GuildEvent, GuildReply};
 use super::rules::*;
 use super::state::Guild;
+use crate::text::{clean, TextError};
 use crate::{GameError, GuildError};
 
 impl Guild {
@@ -39,13 +40,11 @@ impl Guild {
         let now = ctx.now_ms();
         self.live()?;
         self.role_of(&player)?;
-        let len = text.chars().count();
-        if len > CHAT_MAX_CHARS {
-            return Err(GuildError::ChatTooLong { len, max: CHAT_MAX_CHARS }.into());
-        }
-        if text.trim().is_empty() {
-            return Err(GuildError::InvalidGuildInput("a chat message is not empty".into()).into());
-        }
+        let text = match clean(&CHAT_TEXT, &text) {
+            Ok(text) => text,
+            Err(TextError::TooLong { len, max, .. }) => return Err(GuildError::ChatTooLong { len, max }.into()),
+            Err(e) => return Err(GuildError::InvalidGuildInput(e.to_string()).into()),
+        };
         self.take_chat_slot(&player, now)?;
         let message = ChatMessage { id: self.next(), player_id: player, text, at_ms: now };
         self.chat.insert(message.id, message.clone());

@@ -18,15 +18,14 @@ use guildhall_entity::{Ctx, Entity};
 use serde::{Deserialize, Serialize};
 
 use super::model::GuildSummary;
-use super::rules::week_of;
+use super::rules::{week_of, GUILD_NAME};
+use crate::text::{clean, fold_key};
 use crate::{GameError, GuildError};
 
 /// The key of the one directory entity.
 pub const DIRECTORY_KEY: &str = "all";
 /// Results of one search or recommendation at most.
 pub const MAX_RESULTS: usize = 20;
-pub const NAME_MIN: usize = 3;
-pub const NAME_MAX: usize = 24;
 pub const TAG_MIN: usize = 2;
 pub const TAG_MAX: usize = 5;
 /// A reservation older than this whose guild never confirmed is released by
@@ -74,14 +73,14 @@ pub struct SearchQuery {
     pub limit: usize,
 }
 
-/// The searchable listing. Names are keyed lowercase in a `BTreeMap`, so a
-/// prefix search is a range scan that stops at the first name past the
+/// The searchable listing. Names are keyed by [`fold_key`] in a `BTreeMap`,
+/// so a prefix search is a range scan that stops at the first name past the
 /// prefix, and results come out in name order (deterministic).
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct DirectoryIndex {
-    /// Lowercase name -> entry (reserved or founded).
+    /// Name key ([`fold_key`]) -> entry (reserved or founded).
     pub by_name: BTreeMap<String, DirEntry>,
-    /// Guild id -> lowercase name.
+    /// Guild id -> name key.
     pub by_id: BTreeMap<String, String>,
     /// Lowercase tag -> guild id.
     pub tags: BTreeMap<String, String>,
@@ -95,16 +94,11 @@ fn limit_of(limit: usize) -> usize {
     }
 }
 
-/// Checks a guild name, tag and language; the directory refuses anything else
-/// so that every listed guild is displayable.
-pub fn validate(name: &str, tag: &str, language: &str) -> Result<(), GameError> {
-    let n = name.chars().count();
-    if name.trim() != name || !(NAME_MIN..=NAME_MAX).contains(&n) || name.chars().any(|c| c.is_control()) {
-        return Err(GuildError::InvalidGuildInput(format!(
-            "a guild name has {NAME_MIN}-{NAME_MAX} characters, no leading/trailing spaces"
-        ))
-        .into());
-    }
+/// Checks a guild name, tag and language, and returns the name in the form
+/// to store (NFC); the directory refuses anything else so that every listed
+/// guild is displayable and no two look alike.
+pub fn validate(name: &str, tag: &str, language: &str) -> Result<String, GameError> {
+    let name = clean(&GUILD_NAME, name).map_err(|e| GuildError::InvalidGuildInput(e.to_string()))?;
     let t = tag.chars().count();
     if !(TAG_MIN..=TAG_MAX).contains(&t) || !tag.chars().all(|c| c.is_ascii_alphanumeric()) {
         return Err(GuildError::InvalidGuildInput(format!(
@@ -117,7 +111,7 @@ pub fn validate(name: &str, tag: &str, language: &str) -> Result<(), GameError> 
             GuildError::InvalidGuildInput("a language is a short code such as \"en\" or \"pt-BR\"".into()).into()
         );
     }
-    Ok(())
+    Ok(name)
 }
 
 impl DirectoryIndex {
@@ -131,7 +125,7 @@ impl DirectoryIndex {
 
     /// Reserves `name` and `tag` for guild `id` (not listed until founded).
     pub fn reserve(&mut self, id: &str, name: &str, tag: &str, language: &str, open: bool) -> Result<(), GameError> {
-        let lname = name.to_lowercase();
+        let lname = fold_key(name);
         let ltag = tag.to_lowercase();
         if self.by_name.contains_key(&lname) {
             return Err(GuildError::GuildNameTaken(name.to_string()).into());
@@ -185,10 +179,10 @@ impl DirectoryIndex {
         self.by_name.get(self.by_id.get(id)?)
     }
 
-    /// Guilds whose name starts with `q.prefix` (case-insensitive) and pass
+    /// Guilds whose name starts with `q.prefix` (under [`fold_key`]) and pass
     /// the filters, in name order, at most `q.limit`.
     pub fn search(&self, q: &SearchQuery, now_ms: u64) -> Vec<GuildSummary> {
-        let prefix = q.prefix.to_lowercase();
+        let prefix = fold_key(&q.prefix);
         let limit = limit_of(q.limit);
         let week = week_of(now_ms);
         let mut out = Vec::with_capacity(limit);
@@ -355,7 +349,7 @@ impl Entity for GuildDirectory {
                     ctx.unchanged();
                     return Ok(DirectoryReply::Reserved(r.clone()));
                 }
-                validate(&name, &tag, &language).inspect_err(|_| ctx.unchanged())?;
+                let name = validate(&name, &tag, &language).inspect_err(|_| ctx.unchanged())?;
                 let guild_id = format!("g{}", self.next_id + 1);
                 self.index.reserve(&guild_id, &name, &tag, &language, open).inspect_err(|_| ctx.unchanged())?;
                 self.next_id += 1;

@@ -20,10 +20,11 @@ use guildhall_entity::Runtime;
 use super::directory::{DirectoryMsg, DirectoryReply, GuildDirectory, Reservation, SearchQuery, DIRECTORY_KEY};
 use super::model::*;
 use super::msg::{GuildMsg, GuildReply};
-use super::rules::DESCRIPTION_MAX_CHARS;
+use super::rules::GUILD_DESCRIPTION;
 use super::state::Guild;
 use crate::op::{call, unexpected, OpError};
 use crate::player::{self, PlayerView};
+use crate::text::clean;
 use crate::{GameError, GuildError};
 
 /// Creates a guild founded by `founder`, who pays for it and leads it;
@@ -33,7 +34,8 @@ pub async fn create(rt: &Runtime, founder: &str, input: GuildInput) -> Result<(G
         return Err(GuildError::AlreadyInGuild(g).into());
     }
     let GuildInput { name, tag, language, open, description } = input;
-    let description = description.chars().take(DESCRIPTION_MAX_CHARS).collect();
+    let description =
+        clean(&GUILD_DESCRIPTION, &description).map_err(|e| GuildError::InvalidGuildInput(e.to_string()))?;
     let reserve = DirectoryMsg::Reserve { founder: founder.to_string(), name, tag, language, open, description };
     let reservation = match call::<GuildDirectory, _>(rt, DIRECTORY_KEY, reserve).await? {
         DirectoryReply::Reserved(r) => r,

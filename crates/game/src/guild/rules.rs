@@ -1,5 +1,6 @@
 //! The guilds' numbers: sizes, limits, cooldowns, rewards.
 
+use crate::text::TextRule;
 use crate::Rarity;
 
 /// Gold burnt to found a guild.
@@ -8,8 +9,17 @@ pub const GUILD_CREATE_COST: u64 = 100;
 pub const GUILD_CAPACITY: u32 = 30;
 /// Pending join requests a closed guild keeps (the oldest is dropped).
 pub const MAX_JOIN_REQUESTS: usize = 50;
-/// Longest chat message, in characters.
+/// Longest chat message, in characters (graphemes).
 pub const CHAT_MAX_CHARS: usize = 280;
+/// What a chat message must be: one to [`CHAT_MAX_CHARS`] characters, any
+/// lines.
+pub const CHAT_TEXT: TextRule = TextRule { what: "a chat message", min: 1, max: CHAT_MAX_CHARS, multiline: true };
+/// What a guild name must be: 3 to 24 characters on one line.
+pub const GUILD_NAME: TextRule = TextRule { what: "a guild name", min: 3, max: 24, multiline: false };
+/// What a guild description must be: at most [`DESCRIPTION_MAX_CHARS`]
+/// characters, any lines, possibly empty.
+pub const GUILD_DESCRIPTION: TextRule =
+    TextRule { what: "a guild description", min: 0, max: DESCRIPTION_MAX_CHARS, multiline: true };
 /// Chat messages a guild remembers.
 pub const CHAT_HISTORY: usize = 100;
 /// A member posts at most `CHAT_RATE_MAX` messages per `CHAT_RATE_WINDOW_MS`.
@@ -57,5 +67,5 @@ pub fn donation_reward_gold(rarity: Rarity) -> u64 {
 pub fn week_of(now_ms: u64) -> u64 {
     now_ms / WEEK_MS
 }
-/// Longest guild description, in characters (a longer one is cut).
+/// Longest guild description, in characters (a longer one is refused).
 pub const DESCRIPTION_MAX_CHARS: usize = 500;
