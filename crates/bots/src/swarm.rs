@@ -107,7 +107,7 @@ pub async fn run(config: SwarmConfig) -> Result<Report, ConfigError> {
                     profile.clone(),
                     target,
                     source,
-                    format!("{}-{}-{i}", config.device_prefix, config.seed),
+                    format!("{}-{}-{i:06}", config.device_prefix, config.seed),
                     deadline,
                     config.seed.wrapping_mul(1_000_003).wrapping_add(i as u64),
                     stop_rx.clone(),

@@ -59,7 +59,7 @@ fn durable_view(p: &pb::Player) -> (u64, u64, u32, u64, Vec<pb::Card>, u64, u64,
 
 async fn play(tcp: SocketAddr, device: &str, chests: usize, battles: usize) -> (Client, pb::Player) {
     let c = Client::connect(ClientConfig::tcp(tcp)).await.unwrap();
-    c.login_device(device).await.unwrap();
+    c.login_device(&format!("process-test-{device}")).await.unwrap();
     for _ in 0..chests {
         c.open_chest().await.unwrap();
     }
@@ -72,7 +72,7 @@ async fn play(tcp: SocketAddr, device: &str, chests: usize, battles: usize) -> (
 
 async fn login(tcp: SocketAddr, device: &str) -> pb::Player {
     let c = Client::connect(ClientConfig::tcp(tcp)).await.unwrap();
-    c.login_device(device).await.unwrap().player.unwrap()
+    c.login_device(&format!("process-test-{device}")).await.unwrap().player.unwrap()
 }
 
 #[tokio::test]

@@ -1,8 +1,13 @@
-//! Session tokens: `v1.<player>.<session>.<expires_ms>.<hex hmac-sha256>`.
+//! Session tokens:
+//! `v2.<player>.<session>.<generation>.<expires_ms>.<hex hmac-sha256>`.
 //!
 //! A token proves who the player is and which session it belongs to, without
-//! a lookup: the HMAC over the first four fields is checked with the server's
-//! secret (in constant time), then the expiry with the injected clock.
+//! a lookup: the HMAC over the first five fields is checked with the server's
+//! secret (in constant time), then the expiry with the injected clock. The
+//! generation is the player's token generation when it was issued: a login
+//! with the token is refused once the player has moved on (logout, ban),
+//! which revokes tokens without a list of them. A resume needs no such
+//! check: it needs the session alive, and a logout ends it.
 
 use std::fmt::Write;
 use std::sync::Arc;
@@ -16,6 +21,7 @@ use ring::rand::{SecureRandom, SystemRandom};
 pub struct Claims {
     pub player_id: String,
     pub session_id: u64,
+    pub generation: u64,
     pub expires_at_ms: u64,
 }
 
@@ -46,9 +52,9 @@ impl TokenSigner {
         hex(&bytes)
     }
 
-    pub fn issue(&self, player_id: &str, session_id: u64) -> (String, u64) {
+    pub fn issue(&self, player_id: &str, session_id: u64, generation: u64) -> (String, u64) {
         let expires = self.clock.now_ms() + self.ttl_ms;
-        let body = format!("v1.{player_id}.{session_id}.{expires}");
+        let body = format!("v2.{player_id}.{session_id}.{generation}.{expires}");
         let tag = hmac::sign(&self.key, body.as_bytes());
         (format!("{body}.{}", hex(tag.as_ref())), expires)
     }
@@ -58,14 +64,15 @@ impl TokenSigner {
         let sig = unhex(sig).ok_or(TokenError::Invalid)?;
         hmac::verify(&self.key, body.as_bytes(), &sig).map_err(|_| TokenError::Invalid)?;
         let mut parts = body.split('.');
-        let (Some("v1"), Some(player), Some(session), Some(expires), None) =
-            (parts.next(), parts.next(), parts.next(), parts.next(), parts.next())
+        let (Some("v2"), Some(player), Some(session), Some(generation), Some(expires), None) =
+            (parts.next(), parts.next(), parts.next(), parts.next(), parts.next(), parts.next())
         else {
             return Err(TokenError::Invalid);
         };
         let claims = Claims {
             player_id: player.to_string(),
             session_id: session.parse().map_err(|_| TokenError::Invalid)?,
+            generation: generation.parse().map_err(|_| TokenError::Invalid)?,
             expires_at_ms: expires.parse().map_err(|_| TokenError::Invalid)?,
         };
         if self.clock.now_ms() >= claims.expires_at_ms {
@@ -118,8 +125,9 @@ mod tests {
     fn issued_tokens_verify_until_they_expire() {
         let clock = ManualClock::default();
         let s = signer(&clock);
-        let (token, expires) = s.issue("p1", 42);
-        assert_eq!(s.verify(&token), Ok(Claims { player_id: "p1".into(), session_id: 42, expires_at_ms: expires }));
+        let (token, expires) = s.issue("p1", 42, 3);
+        let claims = Claims { player_id: "p1".into(), session_id: 42, generation: 3, expires_at_ms: expires };
+        assert_eq!(s.verify(&token), Ok(claims));
         clock.advance(Duration::from_secs(60));
         assert_eq!(s.verify(&token), Err(TokenError::Expired));
     }
@@ -128,12 +136,14 @@ mod tests {
     fn tampered_or_foreign_tokens_are_invalid() {
         let clock = ManualClock::default();
         let s = signer(&clock);
-        let (token, _) = s.issue("p1", 42);
+        let (token, _) = s.issue("p1", 42, 0);
         let tampered = token.replacen("p1", "p2", 1);
         assert_eq!(s.verify(&tampered), Err(TokenError::Invalid));
         let other = TokenSigner::new(b"other", 60_000, Arc::new(clock.clone()));
         assert_eq!(other.verify(&token), Err(TokenError::Invalid));
-        for junk in ["", "v1", "v1.p.1.2.zz", "....", "v1.p1.42.99999999999999.00"] {
+        let (v2, _) = s.issue("p1", 42, 0);
+        let v1 = v2.replacen("v2.", "v1.", 1);
+        for junk in ["", "v2", "v2.p.1.0.2.zz", ".....", "v2.p1.42.0.99999999999999.00", v1.as_str()] {
             assert_eq!(s.verify(junk), Err(TokenError::Invalid), "{junk:?}");
         }
     }

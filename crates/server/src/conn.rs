@@ -303,7 +303,7 @@ impl Conn {
         match req.method.as_str() {
             method::LOGIN => self.login(req).await,
             method::RESUME => self.resume(req),
-            method::LOGOUT => self.logout(req),
+            method::LOGOUT => self.logout(req).await,
             m if !dispatch::is_game_method(m) => {
                 let msg = format!("unknown method {:?}", req.method);
                 self.reply(req.id, Answer::err(Status::UnknownMethod, msg));
@@ -355,23 +355,22 @@ impl Conn {
             Ok(l) => l,
             Err(e) => return self.reply(req.id, Answer::err(Status::BadRequest, format!("LoginRequest: {e}"))),
         };
-        let player_id = match login.credential {
-            Some(pb::login_request::Credential::DeviceId(d)) if !d.is_empty() && d.len() <= 256 => {
-                player_id_for_device(&d)
-            }
-            Some(pb::login_request::Credential::DeviceId(_)) => {
-                return self.reply(req.id, Answer::err(Status::BadRequest, "device_id must be 1 to 256 bytes"))
-            }
+        let (player_id, generation) = match login.credential {
+            Some(pb::login_request::Credential::DeviceId(d)) => match check_device_id(&d) {
+                Ok(()) => (player_id_for_device(&d), None),
+                Err(why) => return self.reply(req.id, Answer::err(Status::BadRequest, why)),
+            },
             Some(pb::login_request::Credential::Token(t)) => match self.shared.signer.verify(&t) {
-                Ok(claims) => claims.player_id,
+                Ok(claims) => (claims.player_id, Some(claims.generation)),
                 Err(e) => return self.reply(req.id, token_error(e)),
             },
             None => return self.reply(req.id, Answer::err(Status::BadRequest, "a device_id or token is required")),
         };
-        let (player, created) = match dispatch::login_player(&self.shared.runtime, &player_id).await {
-            Ok(x) => x,
-            Err(answer) => return self.reply(req.id, answer),
-        };
+        let (player, created, generation) =
+            match dispatch::login_player(&self.shared.runtime, &player_id, generation).await {
+                Ok(login) => (login.player, login.created, login.token_generation),
+                Err(answer) => return self.reply(req.id, answer),
+            };
         let session_id = random_session_id();
         let mut topics = vec![("player", guildhall_game::player_topic(&player_id))];
         if let Some(guild) = &player.guild {
@@ -385,7 +384,7 @@ impl Conn {
         if session.attach(self.id, 0).is_err() {
             return self.reply(req.id, Answer::err(Status::SessionTakenOver, "logged in on another device"));
         }
-        let (token, expires) = self.shared.signer.issue(&player_id, session_id);
+        let (token, expires) = self.shared.signer.issue(&player_id, session_id, generation);
         let resp = pb::LoginResponse {
             player_id,
             token,
@@ -454,14 +453,38 @@ impl Conn {
         }
     }
 
-    fn logout(&mut self, req: pb::Request) {
-        let Some(session) = self.session.take() else {
+    /// Ends the session and revokes the player's tokens: a token copied
+    /// off the device before the logout logs in no more. The revocation is
+    /// durable before the answer; if it fails the session stays, and the
+    /// client is told to retry.
+    async fn logout(&mut self, req: pb::Request) {
+        let Some(session) = self.session.clone() else {
             return self.reply(req.id, Answer::err(Status::Unauthenticated, "not logged in"));
         };
+        if let Err(answer) = dispatch::revoke_tokens(&self.shared.runtime, &session.player_id).await {
+            return self.reply(req.id, answer);
+        }
+        self.session = None;
         self.shared.sessions.end(session.id, Status::Ok, "logged out", self.shared.runtime.pubsub());
         self.reply(req.id, Answer::ok(pb::LogoutResponse {}.encode_to_vec().into()));
     }
 }
+
+/// Device ids: [`DEVICE_ID_MIN`] to [`DEVICE_ID_MAX`] bytes of printable
+/// ASCII. A device id is an account's only credential, so a short one is
+/// guessable; the bounds are Nakama's.
+fn check_device_id(d: &str) -> Result<(), String> {
+    if !(DEVICE_ID_MIN..=DEVICE_ID_MAX).contains(&d.len()) {
+        return Err(format!("a device_id has {DEVICE_ID_MIN} to {DEVICE_ID_MAX} bytes, not {}", d.len()));
+    }
+    if !d.bytes().all(|b| b.is_ascii_graphic()) {
+        return Err("a device_id is printable ASCII without spaces".into());
+    }
+    Ok(())
+}
+
+pub const DEVICE_ID_MIN: usize = 10;
+pub const DEVICE_ID_MAX: usize = 128;
 
 fn token_error(e: TokenError) -> Answer {
     match e {

@@ -108,7 +108,7 @@ async fn a_player_plays_drops_resumes_and_gets_what_it_missed() {
 async fn a_request_whose_answer_is_lost_is_retransmitted_and_applied_once() {
     let ts = start(common::config()).await;
     let client = Client::connect(ClientConfig::tcp(ts.tcp())).await.unwrap();
-    client.login_device("unlucky").await.unwrap();
+    client.login_device("unlucky-device").await.unwrap();
     let mut won = 0;
     let mut results = 0;
     for _ in 0..8 {
@@ -176,7 +176,7 @@ async fn a_second_device_takes_over_and_the_first_is_told() {
 async fn websocket_clients_play_and_resume_like_tcp_ones() {
     let ts = start(common::config()).await;
     let client = Client::connect(ClientConfig::ws(ts.ws_url())).await.unwrap();
-    let login = client.login_device("browser").await.unwrap();
+    let login = client.login_device("browser-device").await.unwrap();
     client.open_chest().await.unwrap();
     let battle: pb::BattleResponse =
         client.send_and_drop(guildhall_protocol::method::BATTLE, &pb::BattleRequest {}).await.unwrap();
@@ -195,7 +195,7 @@ async fn a_graceful_stop_and_restart_loses_nothing() {
     let mut before = Vec::new();
     for i in 0..5 {
         let c = Client::connect(ClientConfig::tcp(ts.tcp())).await.unwrap();
-        c.login_device(&format!("restart-{i}")).await.unwrap();
+        c.login_device(&format!("restart-device-{i}")).await.unwrap();
         c.open_chest().await.unwrap(); // durable
         for _ in 0..3 {
             c.battle().await.unwrap(); // write-behind only
@@ -221,7 +221,7 @@ async fn a_graceful_stop_and_restart_loses_nothing() {
     let ts = start_on(config, store, clock).await;
     for (i, (_, was)) in before.iter().enumerate() {
         let c = Client::connect(ClientConfig::tcp(ts.tcp())).await.unwrap();
-        let login = c.login_device(&format!("restart-{i}")).await.unwrap();
+        let login = c.login_device(&format!("restart-device-{i}")).await.unwrap();
         assert_eq!(login.player.as_ref(), Some(was), "state identical after the restart");
     }
 }
@@ -232,7 +232,7 @@ async fn admin_http_shows_health_metrics_and_entities() {
     let admin = ts.server.admin_addr().unwrap();
     let client = Client::connect(ClientConfig::tcp(ts.tcp())).await.unwrap();
     let mut pushes = client.pushes();
-    let login = client.login_device("inspected").await.unwrap();
+    let login = client.login_device("inspected-device").await.unwrap();
     client.open_chest().await.unwrap();
 
     let (status, body) = http(admin, "GET", "/healthz", "").await;

@@ -14,7 +14,7 @@ use prost::Message;
 /// A logged-in bystander on its own connection.
 async fn bystander(ts: &TestServer) -> Client {
     let client = Client::connect(ClientConfig::tcp(ts.tcp())).await.expect("bystander connects");
-    client.login_device("bystander").await.expect("bystander logs in");
+    client.login_device("bystander-device").await.expect("bystander logs in");
     client
 }
 
@@ -274,4 +274,61 @@ async fn a_request_id_past_the_documented_bound_is_refused_and_does_not_lock_the
     raw.request((1 << 53) - 1, method::PLAYER_GET, pb::GetPlayerRequest {}).await;
     assert_eq!(status_of(&raw.response().await), Status::Ok);
     still_plays(&other).await;
+}
+
+/// Issue 14, defect 7: a logout revokes every token issued before it, so a
+/// token copied off the device logs in no more; a new login issues one that
+/// works.
+#[tokio::test]
+async fn a_logout_revokes_the_token_and_a_new_login_issues_a_working_one() {
+    let ts = start(common::config()).await;
+    let other = bystander(&ts).await;
+    let with_token = |t: &str| pb::LoginRequest { credential: Some(pb::login_request::Credential::Token(t.into())) };
+    let mut phone = Raw::connect(ts.tcp()).await;
+    let first = phone.login(1, "revoker").await;
+    let mut copy = Raw::connect(ts.tcp()).await;
+    copy.request(1, method::LOGIN, with_token(&first.token)).await;
+    assert_eq!(status_of(&copy.response().await), Status::Ok, "a token logs in before the logout");
+    drop(copy);
+
+    let mut phone = Raw::connect(ts.tcp()).await;
+    let second = phone.login(1, "revoker").await;
+    phone.request(2, method::LOGOUT, pb::LogoutRequest {}).await;
+    assert_eq!(status_of(&phone.response_to(2).await), Status::Ok);
+    for token in [&first.token, &second.token] {
+        let mut thief = Raw::connect(ts.tcp()).await;
+        thief.request(1, method::LOGIN, with_token(token)).await;
+        let resp = thief.response().await;
+        assert_eq!(status_of(&resp), Status::TokenRevoked, "{}", resp.message);
+        assert!(resp.message.contains("revoked"), "{}", resp.message);
+    }
+
+    let mut again = Raw::connect(ts.tcp()).await;
+    let third = again.login(1, "revoker").await;
+    drop(again);
+    let mut later = Raw::connect(ts.tcp()).await;
+    later.request(1, method::LOGIN, with_token(&third.token)).await;
+    assert_eq!(status_of(&later.response().await), Status::Ok, "the new token works");
+    still_plays(&other).await;
+}
+
+/// Issue 14, defect 7: a device id, an account's only credential, has 10 to
+/// 128 printable ASCII bytes.
+#[tokio::test]
+async fn short_long_or_unprintable_device_ids_are_refused() {
+    let ts = start(common::config()).await;
+    let mut raw = Raw::connect(ts.tcp()).await;
+    let device = |d: String| pb::LoginRequest { credential: Some(pb::login_request::Credential::DeviceId(d)) };
+    let bad = ["x".to_string(), "123456789".into(), "d".repeat(129), "has spaces in it".into(), "tab\there-12".into()];
+    for (id, d) in (1..).zip(bad) {
+        raw.request(id, method::LOGIN, device(d.clone())).await;
+        let resp = raw.response().await;
+        assert_eq!(status_of(&resp), Status::BadRequest, "{d:?}");
+        assert!(resp.message.contains("device_id"), "{}", resp.message);
+    }
+    for (id, d) in [(10, "0123456789".to_string()), (11, "d".repeat(128))] {
+        let mut ok = Raw::connect(ts.tcp()).await;
+        ok.request(id, method::LOGIN, device(d.clone())).await;
+        assert_eq!(status_of(&ok.response().await), Status::Ok, "{d:?}");
+    }
 }

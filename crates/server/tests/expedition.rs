@@ -34,7 +34,7 @@ async fn member(
     guilds: &mut HashMap<String, String>,
 ) -> (Client, String, String) {
     let c = Client::connect(ClientConfig::tcp(ts.tcp())).await.unwrap();
-    let id = c.login_device(device).await.unwrap().player_id;
+    let id = c.login_device(&common::device_id(device)).await.unwrap().player_id;
     let guild = match guilds.get(label) {
         Some(g) => {
             assert!(c.guild_join(g).await.unwrap().joined);
@@ -97,7 +97,7 @@ async fn a_period_signs_up_scores_pushes_standings_pays_by_rank_and_starts_again
     let hub_version = || async { store.get(b"e/expedition/season").await.unwrap().map(|r| r.version) };
 
     let loner = Client::connect(ClientConfig::tcp(ts.tcp())).await.unwrap();
-    loner.login_device("no-guild").await.unwrap();
+    loner.login_device("no-guild-device").await.unwrap();
     let err = loner.expedition_sign_up().await.unwrap_err();
     assert!(err.is_status(Status::ExpeditionNoGuild), "{err}");
 

@@ -27,7 +27,7 @@ async fn player(ts: &TestServer, device: &str) -> P {
     let client = Client::connect(ClientConfig::tcp(ts.tcp())).await.unwrap();
     // Taken before login, so that no push is missed.
     let pushes = client.pushes();
-    let id = client.login_device(device).await.unwrap().player_id;
+    let id = client.login_device(&common::device_id(device)).await.unwrap().player_id;
     P { client, pushes, id }
 }
 

@@ -35,7 +35,7 @@ fn config() -> Config {
 
 async fn login(ts: &TestServer, device: &str) -> (Client, String) {
     let client = Client::connect_tcp(ts.tcp()).await.unwrap();
-    let login = client.login_device(device).await.unwrap();
+    let login = client.login_device(&common::device_id(device)).await.unwrap();
     (client, login.player_id)
 }
 

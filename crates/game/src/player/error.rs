@@ -15,4 +15,6 @@ pub enum PlayerError {
     UnknownCard(u32),
     #[error("card {0} is at its maximum level")]
     MaxLevel(u32),
+    #[error("the token was revoked (logged out); log in with the device id")]
+    TokenRevoked,
 }

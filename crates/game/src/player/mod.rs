@@ -60,6 +60,12 @@ pub struct Player {
     /// The guild this player belongs to, as the guild last told it.
     #[serde(default)]
     pub guild: Option<String>,
+    /// Generation of the player's session tokens: a token names the
+    /// generation it was issued in, and a login with an older one is
+    /// refused. A logout (or a ban) moves it on, which revokes every token
+    /// issued before without a list of them.
+    #[serde(default)]
+    pub token_generation: u64,
     /// Outcomes of recent transaction steps, by transaction id (hashed:
     /// [`TxKey`]), so that a retried step returns its first outcome and never
     /// applies twice. The refusal is boxed: most steps succeed, and an entry
@@ -103,8 +109,13 @@ pub enum ChangeKind {
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub enum PlayerMsg {
-    /// A session opened for this player.
-    Login,
+    /// A session opens for this player: with the generation of the token
+    /// it logs in with, if any (a stale one is refused).
+    Login {
+        token_generation: Option<u64>,
+    },
+    /// Revokes every session token issued so far (logout, ban).
+    RevokeTokens,
     Get,
     /// One step of a cross-entity transaction, applied at most once per `tx`
     /// and durable before the reply. `notify` pushes the new state (and the
@@ -170,10 +181,31 @@ pub struct PlayerView {
 pub enum PlayerReply {
     Applied(PlayerView),
     Profile(PlayerView),
-    LoggedIn { player: PlayerView, created: bool },
-    Chest { cards: Vec<CardView>, gold: u64 },
-    Upgraded { card: CardView, gold: u64 },
-    Battle { won: bool, gold_earned: u64, experience_earned: u64, points: u32, leveled_up: bool, player: PlayerView },
+    /// `token_generation` is the one to put in the session's token.
+    LoggedIn {
+        player: PlayerView,
+        created: bool,
+        token_generation: u64,
+    },
+    TokensRevoked {
+        token_generation: u64,
+    },
+    Chest {
+        cards: Vec<CardView>,
+        gold: u64,
+    },
+    Upgraded {
+        card: CardView,
+        gold: u64,
+    },
+    Battle {
+        won: bool,
+        gold_earned: u64,
+        experience_earned: u64,
+        points: u32,
+        leveled_up: bool,
+        player: PlayerView,
+    },
 }
 
 fn card_view(kind: u32, stack: CardStack) -> CardView {
@@ -204,6 +236,7 @@ impl Player {
             ledger: Ledger { gold_minted: START_GOLD, gems_minted: START_GEMS, cards_minted: 3, ..Ledger::default() },
             logins: 0,
             guild: None,
+            token_generation: 0,
             applied: VecDeque::new(),
         }
     }
@@ -444,13 +477,24 @@ impl Entity for Player {
     async fn handle(&mut self, msg: PlayerMsg, ctx: &mut Ctx) -> Self::Reply {
         let now = ctx.now_ms();
         match msg {
-            PlayerMsg::Login => {
+            PlayerMsg::Login { token_generation } => {
+                if token_generation.is_some_and(|g| g != self.token_generation) {
+                    ctx.unchanged();
+                    return Err(PlayerError::TokenRevoked.into());
+                }
                 self.logins += 1;
                 if self.logins == 1 {
                     // The account exists from the first reply on.
                     ctx.durable();
                 }
-                Ok(PlayerReply::LoggedIn { player: self.view(now), created: self.logins == 1 })
+                let token_generation = self.token_generation;
+                Ok(PlayerReply::LoggedIn { player: self.view(now), created: self.logins == 1, token_generation })
+            }
+            PlayerMsg::RevokeTokens => {
+                self.token_generation += 1;
+                // A revocation lost in a crash would revive the tokens.
+                ctx.durable();
+                Ok(PlayerReply::TokensRevoked { token_generation: self.token_generation })
             }
             PlayerMsg::Get => {
                 ctx.unchanged();

@@ -32,11 +32,30 @@ pub async fn profile(rt: &Runtime, player: &str) -> Result<PlayerView, OpError> 
     }
 }
 
-/// Logs a player in: activates (or creates) it; returns its state and
-/// whether it was created now.
-pub async fn login(rt: &Runtime, player: &str) -> Result<(PlayerView, bool), OpError> {
-    match act(rt, player, PlayerMsg::Login).await? {
-        PlayerReply::LoggedIn { player, created } => Ok((player, created)),
+/// Logs a player in: activates (or creates) it; returns its state, whether
+/// it was created now, and the generation for the session's token. A login
+/// with a token passes the token's generation, and is refused with
+/// [`PlayerError::TokenRevoked`](super::PlayerError) once it is stale.
+pub async fn login(rt: &Runtime, player: &str, token_generation: Option<u64>) -> Result<Login, OpError> {
+    match act(rt, player, PlayerMsg::Login { token_generation }).await? {
+        PlayerReply::LoggedIn { player, created, token_generation } => Ok(Login { player, created, token_generation }),
+        other => Err(unexpected(other)),
+    }
+}
+
+/// A player's state at login.
+#[derive(Debug, Clone)]
+pub struct Login {
+    pub player: PlayerView,
+    pub created: bool,
+    pub token_generation: u64,
+}
+
+/// Revokes every session token of `player` issued so far; returns the new
+/// generation.
+pub async fn revoke_tokens(rt: &Runtime, player: &str) -> Result<u64, OpError> {
+    match act(rt, player, PlayerMsg::RevokeTokens).await? {
+        PlayerReply::TokensRevoked { token_generation } => Ok(token_generation),
         other => Err(unexpected(other)),
     }
 }

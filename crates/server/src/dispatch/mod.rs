@@ -13,7 +13,7 @@ mod guild;
 mod market;
 mod player;
 
-pub use player::{login_player, player_pb};
+pub use player::{login_player, player_pb, revoke_tokens};
 
 use guildhall_entity::{CallError, Event, Runtime};
 use guildhall_game::op::OpError;

@@ -42,6 +42,8 @@ fn encode_reply(reply: PlayerReply) -> Bytes {
         PlayerReply::LoggedIn { player, .. } => {
             pb::GetPlayerResponse { player: Some(player_pb(&player)) }.encode_to_vec()
         }
+        // Not the answer of a player method; a logout answers so.
+        PlayerReply::TokensRevoked { .. } => pb::LogoutResponse {}.encode_to_vec(),
         PlayerReply::Chest { cards, gold } => {
             pb::OpenChestResponse { cards: cards.iter().map(card_pb).collect(), gold }.encode_to_vec()
         }
@@ -62,8 +64,13 @@ fn encode_reply(reply: PlayerReply) -> Bytes {
 }
 
 /// Logs a player in: activates (or creates) it and returns its state.
-pub async fn login_player(rt: &Runtime, player_id: &str) -> Result<(PlayerView, bool), Answer> {
-    ops::login(rt, player_id).await.map_err(op_error)
+pub async fn login_player(rt: &Runtime, player_id: &str, token_generation: Option<u64>) -> Result<ops::Login, Answer> {
+    ops::login(rt, player_id, token_generation).await.map_err(op_error)
+}
+
+/// Revokes the player's session tokens (a logout).
+pub async fn revoke_tokens(rt: &Runtime, player_id: &str) -> Result<u64, Answer> {
+    ops::revoke_tokens(rt, player_id).await.map_err(op_error)
 }
 
 /// The protocol status of each refusal of a player's action.
@@ -75,6 +82,7 @@ pub(super) fn status(e: &PlayerError) -> Status {
         PlayerError::NotEnoughCards { .. } => Status::NotEnoughCards,
         PlayerError::UnknownCard(_) => Status::UnknownCard,
         PlayerError::MaxLevel(_) => Status::MaxLevel,
+        PlayerError::TokenRevoked => Status::TokenRevoked,
     }
 }
 

@@ -142,7 +142,7 @@ impl Raw {
     }
 
     pub async fn login(&mut self, id: u64, device: &str) -> pb::LoginResponse {
-        let req = pb::LoginRequest { credential: Some(pb::login_request::Credential::DeviceId(device.into())) };
+        let req = pb::LoginRequest { credential: Some(pb::login_request::Credential::DeviceId(device_id(device))) };
         self.request(id, guildhall_protocol::method::LOGIN, req).await;
         let resp = self.response().await;
         assert_eq!(resp.status(), pb::Status::Ok, "{}", resp.message);
@@ -187,4 +187,10 @@ pub async fn restart_mid_flight<T: Send + 'static>(
     let ts = start_on(config, store, clock).await;
     ts.server.maintain().await;
     ts
+}
+
+/// A valid device id (10 to 128 printable bytes) made from a test's short
+/// name for a player.
+pub fn device_id(name: &str) -> String {
+    format!("test-device-{name}")
 }
