@@ -77,10 +77,15 @@ pub fn serve<T: Transport>(
         if let Exit::Close(status, reason) = exit {
             tracing::debug!(conn = conn.id, ?status, %reason, "closing connection");
             metrics::counter!("guildhall_connections_closed_total", "reason" => status.as_str_name()).increment(1);
-            conn.direct.push(OutFrame::unsequenced(Kind::Close(pb::Close { status: status as i32, reason })));
+            conn.direct
+                .push(OutFrame::unsequenced(Kind::Close(pb::Close { status: status as i32, reason: reason.clone() })));
             let _ = tokio::time::timeout(Duration::from_secs(1), transport.send(&conn.direct)).await;
+            // Boxed: the closing is rare, and its future would otherwise be
+            // part of every connection's task.
+            Box::pin(transport.close(Some((status, &reason)))).await;
+        } else {
+            Box::pin(transport.close(None)).await;
         }
-        transport.close().await;
         if let Some(session) = conn.session.take() {
             session.detach(conn.id, conn.shared.now_ms());
         }

@@ -19,6 +19,7 @@ pub mod session;
 mod shared;
 pub mod telemetry;
 mod transport;
+mod ws;
 
 pub use config::Config;
 pub use server::{Listeners, Server, ServerOptions, StartError};

@@ -17,7 +17,7 @@ use crate::auth::TokenSigner;
 use crate::session::{SessionLimits, Sessions};
 use crate::shared::Shared;
 use crate::transport::{TcpTransport, Transport, WsTransport};
-use crate::{admin, conn, Config};
+use crate::{admin, conn, ws, Config};
 
 /// The bound sockets a server serves.
 pub struct Listeners {
@@ -363,7 +363,9 @@ async fn accept_tcp(shared: Arc<Shared>, listener: TcpListener, cap: Arc<Semapho
 
 async fn accept_ws(shared: Arc<Shared>, listener: TcpListener, cap: Arc<Semaphore>) {
     accept_loop(shared, listener, cap, |shared, stream, permit| async move {
-        let Some(ws) = ws_handshake(stream, shared.config.max_frame).await else { return };
+        // Boxed: the handshake's buffers must not be part of the
+        // connection's task for as long as it lives.
+        let Some(ws) = Box::pin(ws::accept(stream, shared.config.max_frame)).await else { return };
         match permit {
             Ok(permit) => conn::serve(shared, WsTransport::new(ws), permit).await,
             Err(_) => refuse(WsTransport::new(ws)).await,
@@ -372,33 +374,14 @@ async fn accept_ws(shared: Arc<Shared>, listener: TcpListener, cap: Arc<Semaphor
     .await
 }
 
-async fn ws_handshake(stream: TcpStream, max_frame: usize) -> Option<tokio_tungstenite::WebSocketStream<TcpStream>> {
-    use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
-    let config = WebSocketConfig::default().max_message_size(Some(max_frame)).max_frame_size(Some(max_frame));
-    match tokio::time::timeout(
-        Duration::from_secs(10),
-        tokio_tungstenite::accept_async_with_config(stream, Some(config)),
-    )
-    .await
-    {
-        Ok(Ok(ws)) => Some(ws),
-        Ok(Err(e)) => {
-            tracing::debug!(error = %e, "websocket handshake failed");
-            None
-        }
-        Err(_) => None,
-    }
-}
-
 /// Over the connection cap: say so and close.
 async fn refuse<T: Transport>(mut t: T) {
     metrics::counter!("guildhall_connections_refused_total").increment(1);
-    let close = OutFrame::unsequenced(Kind::Close(pb::Close {
-        status: Status::ServerFull as i32,
-        reason: "server is at its connection limit; try again later".into(),
-    }));
+    let reason = "server is at its connection limit; try again later";
+    let close =
+        OutFrame::unsequenced(Kind::Close(pb::Close { status: Status::ServerFull as i32, reason: reason.into() }));
     let _ = tokio::time::timeout(Duration::from_secs(1), t.send(&[close])).await;
-    t.close().await;
+    t.close(Some((Status::ServerFull, reason))).await;
 }
 
 #[cfg(test)]

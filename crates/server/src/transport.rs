@@ -8,8 +8,13 @@ use std::io;
 use bytes::{Bytes, BytesMut};
 use futures_util::{SinkExt, StreamExt};
 use guildhall_protocol::{FrameCodec, FrameError, OutFrame};
-use tokio::io::AsyncWriteExt;
+use std::time::Duration;
+
+use guildhall_protocol::Status;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::{self, Message};
 use tokio_tungstenite::WebSocketStream;
 use tokio_util::codec::FramedRead;
@@ -36,8 +41,62 @@ pub trait Transport: Send + 'static {
     fn recv(&mut self) -> impl Future<Output = Result<Option<Bytes>, RecvError>> + Send;
     /// Sends envelopes, coalesced into as few writes as possible.
     fn send(&mut self, envelopes: &[OutFrame]) -> impl Future<Output = io::Result<()>> + Send;
-    /// Closes the stream (best effort).
-    fn close(&mut self) -> impl Future<Output = ()> + Send;
+    /// Closes the stream (best effort), saying why where the transport has
+    /// a way to (`None`: a normal close). Then it lingers a moment, reading
+    /// and dropping what the peer still sends until it closes too: a socket
+    /// closed with unread input is reset, and a reset can make the peer's
+    /// system discard the Close it had not yet read.
+    fn close(&mut self, why: Option<(Status, &str)>) -> impl Future<Output = ()> + Send;
+}
+
+/// How long a closing connection waits for the peer to close its side.
+const LINGER: Duration = Duration::from_secs(1);
+/// Bytes a closing connection reads and drops at most while it lingers.
+const LINGER_BYTES: usize = 256 * 1024;
+
+/// Shuts the write side (the peer reads an end of stream after what was
+/// sent) and drains the read side until the peer closes, [`LINGER`] passes
+/// or [`LINGER_BYTES`] were dropped.
+async fn linger(stream: &mut TcpStream) {
+    let _ = stream.shutdown().await;
+    // On the heap: a buffer in this future would be part of every
+    // connection's task, idle or not.
+    let mut scratch = vec![0u8; 4096];
+    let drain = async {
+        let mut dropped = 0;
+        while dropped < LINGER_BYTES {
+            match stream.read(&mut scratch).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => dropped += n,
+            }
+        }
+    };
+    let _ = tokio::time::timeout(LINGER, drain).await;
+}
+
+/// The WebSocket close code for a close status: 1009 for a message too
+/// big, 1002 for a malformed one, 1001 (going away) when the server stops
+/// or the session moved to another connection, 1013 (try again later) when
+/// the server is full, 1008 (policy) for the other refusals.
+pub fn ws_close_code(status: Status) -> CloseCode {
+    match status {
+        Status::FrameTooLarge => CloseCode::Size,
+        Status::MalformedFrame => CloseCode::Protocol,
+        Status::ShuttingDown | Status::SessionTakenOver => CloseCode::Away,
+        Status::ServerFull => CloseCode::Again,
+        Status::Ok => CloseCode::Normal,
+        _ => CloseCode::Policy,
+    }
+}
+
+/// A close reason fits a control frame: 123 bytes at most, cut at a
+/// character boundary.
+fn close_reason(reason: &str) -> String {
+    let mut end = reason.len().min(123);
+    while !reason.is_char_boundary(end) {
+        end -= 1;
+    }
+    reason[..end].to_string()
 }
 
 /// Reads and writes go through the one stream, unsplit: a connection's task
@@ -77,8 +136,9 @@ impl Transport for TcpTransport {
         self.stream.get_mut().write_all(&buf).await
     }
 
-    async fn close(&mut self) {
-        let _ = self.stream.get_mut().shutdown().await;
+    async fn close(&mut self, _why: Option<(Status, &str)>) {
+        // The Close envelope already said why.
+        linger(self.stream.get_mut()).await;
     }
 }
 
@@ -124,7 +184,13 @@ impl Transport for WsTransport {
         self.ws.flush().await.map_err(io::Error::other)
     }
 
-    async fn close(&mut self) {
-        let _ = self.ws.close(None).await;
+    async fn close(&mut self, why: Option<(Status, &str)>) {
+        let frame = match why {
+            Some((status, reason)) => CloseFrame { code: ws_close_code(status), reason: close_reason(reason).into() },
+            None => CloseFrame { code: CloseCode::Normal, reason: "".into() },
+        };
+        // Sends the close frame unless the close handshake already ran.
+        let _ = tokio::time::timeout(LINGER, self.ws.close(Some(frame))).await;
+        linger(self.ws.get_mut()).await;
     }
 }

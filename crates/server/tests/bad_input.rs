@@ -6,10 +6,14 @@ mod common;
 use std::time::Duration;
 
 use common::{start, status_of, Raw, TestServer};
+use futures_util::{SinkExt, StreamExt};
 use guildhall_client::{Client, ClientConfig};
 use guildhall_protocol::method;
 use guildhall_protocol::pb::{self, envelope::Kind, Status};
 use prost::Message;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+use tokio_tungstenite::tungstenite::protocol::CloseFrame;
+use tokio_tungstenite::tungstenite::{Error as WsError, Message as WsMessage};
 
 /// A logged-in bystander on its own connection.
 async fn bystander(ts: &TestServer) -> Client {
@@ -330,5 +334,110 @@ async fn short_long_or_unprintable_device_ids_are_refused() {
         let mut ok = Raw::connect(ts.tcp()).await;
         ok.request(id, method::LOGIN, device(d.clone())).await;
         assert_eq!(status_of(&ok.response().await), Status::Ok, "{d:?}");
+    }
+}
+
+type Ws = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+async fn ws_connect(ts: &TestServer) -> Ws {
+    tokio_tungstenite::connect_async(ts.ws_url()).await.expect("websocket upgrade").0
+}
+
+async fn ws_send(ws: &mut Ws, kind: Kind) {
+    // The TCP frame without its 4-byte length prefix is the envelope.
+    let frame = guildhall_protocol::encode_frame(kind);
+    ws.send(WsMessage::Binary(frame[4..].to_vec().into())).await.expect("send");
+}
+
+/// Reads a closing WebSocket to its end: the Close envelope, the close frame
+/// after it, then a clean end of stream (not a reset, which would have made
+/// the peer's system discard what it had not read).
+async fn ws_close_of(ws: &mut Ws) -> (pb::Close, CloseFrame) {
+    let mut envelope = None;
+    let frame = loop {
+        match tokio::time::timeout(common::WAIT, ws.next()).await.expect("server closes in time") {
+            Some(Ok(WsMessage::Binary(b))) => {
+                if let Kind::Close(c) = guildhall_protocol::decode_envelope(&b).expect("envelope") {
+                    envelope = Some(c);
+                }
+            }
+            Some(Ok(WsMessage::Close(Some(frame)))) => break frame,
+            Some(Ok(_)) => {}
+            other => panic!("expected a close frame, got {other:?}"),
+        }
+    };
+    match tokio::time::timeout(common::WAIT, ws.next()).await.expect("the stream ends") {
+        None | Some(Err(WsError::ConnectionClosed)) => {}
+        other => panic!("expected a clean end after the close handshake, got {other:?}"),
+    }
+    (envelope.expect("a Close envelope before the close frame"), frame)
+}
+
+/// Issue 14, defect 4: a message over the limit gets the Close envelope,
+/// then a close frame with code 1009 and the reason, and the close
+/// handshake completes.
+#[tokio::test]
+async fn a_websocket_message_over_the_limit_is_closed_with_1009_and_the_reason() {
+    let ts = start(common::config()).await;
+    let other = bystander(&ts).await;
+    let mut ws = ws_connect(&ts).await;
+    ws.send(WsMessage::Binary(vec![7u8; 70_000].into())).await.expect("send");
+    let (close, frame) = ws_close_of(&mut ws).await;
+    assert_eq!(close.status(), Status::FrameTooLarge);
+    assert_eq!(frame.code, CloseCode::Size);
+    assert!(frame.reason.contains("exceeds the maximum"), "{}", frame.reason);
+
+    let mut ws = ws_connect(&ts).await;
+    ws.send(WsMessage::Text("hello".into())).await.expect("send");
+    let (close, frame) = ws_close_of(&mut ws).await;
+    assert_eq!(close.status(), Status::MalformedFrame);
+    assert_eq!(frame.code, CloseCode::Protocol);
+    still_plays(&other).await;
+}
+
+/// Issue 14, defect 4: a session taken over on another connection closes
+/// the first WebSocket with 1001 (going away) and the reason.
+#[tokio::test]
+async fn a_websocket_whose_session_is_taken_over_is_closed_with_1001() {
+    let ts = start(common::config()).await;
+    let login = |id| {
+        let credential = Some(pb::login_request::Credential::DeviceId("ws-takeover-device".into()));
+        let payload = pb::LoginRequest { credential }.encode_to_vec().into();
+        Kind::Request(pb::Request { id, method: method::LOGIN.into(), payload, ack: 0 })
+    };
+    let mut first = ws_connect(&ts).await;
+    ws_send(&mut first, login(1)).await;
+    match first.next().await {
+        Some(Ok(WsMessage::Binary(_))) => {}
+        other => panic!("expected the login response, got {other:?}"),
+    }
+    let mut second = ws_connect(&ts).await;
+    ws_send(&mut second, login(1)).await;
+    let (close, frame) = ws_close_of(&mut first).await;
+    assert_eq!(close.status(), Status::SessionTakenOver);
+    assert_eq!(frame.code, CloseCode::Away);
+    assert!(frame.reason.contains("another device"), "{}", frame.reason);
+}
+
+/// Issue 14, defect 4: an HTTP request on the WebSocket port that is not an
+/// upgrade gets an HTTP answer that says what the port is.
+#[tokio::test]
+async fn a_plain_http_request_on_the_websocket_port_gets_an_http_answer() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let ts = start(common::config()).await;
+    let addr = ts.server.ws_addr().expect("ws listener");
+    for (request, want) in [
+        ("GET / HTTP/1.1\r\nHost: x\r\n\r\n", "HTTP/1.1 426 Upgrade Required"),
+        (
+            "GET /chat HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n",
+            "HTTP/1.1 404 Not Found",
+        ),
+    ] {
+        let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+        stream.write_all(request.as_bytes()).await.unwrap();
+        let mut answer = String::new();
+        tokio::time::timeout(common::WAIT, stream.read_to_string(&mut answer)).await.unwrap().unwrap();
+        assert!(answer.starts_with(want), "{answer}");
+        assert!(answer.contains("ws://host:port/") || answer.contains("path /"), "{answer}");
     }
 }
