@@ -19,6 +19,8 @@ pub struct Bot {
     pub target: SocketAddr,
     pub source: Option<IpAddr>,
     pub device: String,
+    /// Connect over WebSocket (`ws://target/`) instead of TCP.
+    pub websocket: bool,
     pub deadline: Instant,
     pub rng: Rng,
     pub stop: watch::Receiver<bool>,
@@ -68,6 +70,7 @@ impl Bot {
             target,
             source,
             device,
+            websocket: false,
             deadline,
             rng: Rng::new(seed),
             stop,
@@ -118,7 +121,12 @@ impl Bot {
     }
 
     async fn connect(&mut self) -> Option<Client> {
-        let config = ClientConfig { local_addr: self.source, ..ClientConfig::tcp(self.target) };
+        let endpoint = if self.websocket {
+            ClientConfig::ws(format!("ws://{}/", self.target))
+        } else {
+            ClientConfig::tcp(self.target)
+        };
+        let config = ClientConfig { local_addr: self.source, ..endpoint };
         let started = Instant::now();
         let result = match Client::connect(config).await {
             Ok(client) => client.login_device(&self.device).await.map(|login| (client, login)),

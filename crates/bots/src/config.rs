@@ -9,8 +9,11 @@ use crate::profile::Profile;
 /// Settings of a swarm.
 #[derive(Debug, Clone)]
 pub struct SwarmConfig {
-    /// Server addresses (TCP); bots are spread over them round-robin.
+    /// Server addresses (TCP, or WebSocket with `websocket`); bots are
+    /// spread over them round-robin.
     pub targets: Vec<SocketAddr>,
+    /// Play over WebSocket (`ws://target/`) instead of TCP.
+    pub websocket: bool,
     /// Bots to run (at most; the ramp may stop earlier).
     pub players: usize,
     /// Bots started per second.
@@ -49,6 +52,7 @@ impl Default for SwarmConfig {
     fn default() -> Self {
         Self {
             targets: vec![SocketAddr::from(([127, 0, 0, 1], 7350))],
+            websocket: false,
             players: 1000,
             spawn_rate: 200.0,
             duration: Duration::from_secs(60),

@@ -49,6 +49,9 @@ struct Cli {
     /// Prefix of the bots' device ids.
     #[arg(long, default_value = "bot")]
     device_prefix: String,
+    /// Transport: `tcp`, or `ws` (then `--target` names WebSocket listeners).
+    #[arg(long, default_value = "tcp", value_parser = ["tcp", "ws"])]
+    transport: String,
 }
 
 fn main() -> std::process::ExitCode {
@@ -63,6 +66,7 @@ async fn run(cli: Cli) -> std::process::ExitCode {
     };
     let config = SwarmConfig {
         targets: cli.target,
+        websocket: cli.transport == "ws",
         players: cli.players,
         spawn_rate: cli.spawn_rate,
         duration: Duration::from_secs(cli.duration),

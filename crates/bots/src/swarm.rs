@@ -102,7 +102,7 @@ pub async fn run(config: SwarmConfig) -> Result<Report, ConfigError> {
                 let target = config.targets[i % config.targets.len()];
                 let source =
                     (!config.source_addrs.is_empty()).then(|| config.source_addrs[i % config.source_addrs.len()]);
-                let bot = Bot::new(
+                let mut bot = Bot::new(
                     stats.clone(),
                     profile.clone(),
                     target,
@@ -112,6 +112,7 @@ pub async fn run(config: SwarmConfig) -> Result<Report, ConfigError> {
                     config.seed.wrapping_mul(1_000_003).wrapping_add(i as u64),
                     stop_rx.clone(),
                 );
+                bot.websocket = config.websocket;
                 bots.push(tokio::spawn(bot.run()));
             }
             bots

@@ -71,6 +71,32 @@ async fn a_bounded_swarm_plays_and_reports() {
     server.shutdown().await;
 }
 
+/// Issue 14, defect 10: the bots play over WebSocket as over TCP.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bots_play_over_websocket() {
+    let mut config = Config::for_tests();
+    config.rate_limit_per_sec = 10_000;
+    config.rate_limit_burst = 10_000;
+    let server = server(config).await;
+    let profile = Profile { think_mean_secs: 0.02, drop_chance: 0.0, leave_chance: 0.0, ..Profile::standard() };
+    let swarm = SwarmConfig {
+        targets: vec![server.ws_addr().expect("ws listener")],
+        websocket: true,
+        players: 10,
+        spawn_rate: 100.0,
+        duration: Duration::from_secs(2),
+        profile,
+        seed: 7,
+        progress: false,
+        ..SwarmConfig::default()
+    };
+    let report = guildhall_bots::run(swarm).await.unwrap();
+    assert_eq!(report.errors, 0, "{:?}", report.errors_by_kind);
+    assert!(report.requests > 50, "{} requests", report.requests);
+    assert!(report.pushes > 0, "pushes arrive over WebSocket");
+    server.shutdown().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_ramp_names_the_connection_cap_when_it_runs_out() {
     let mut config = Config::for_tests();
