@@ -37,6 +37,7 @@ pub fn prometheus() -> &'static PrometheusHandle {
         if metrics::set_global_recorder(recorder).is_err() {
             tracing::warn!("a metrics recorder was already installed; /metrics will be empty");
         }
+        crate::metric_help::describe();
         handle
     })
 }
@@ -65,7 +66,11 @@ async fn metrics_text(State(shared): State<Arc<Shared>>) -> String {
     // The store's own gauges are read at the scrape: they are counters the
     // engine keeps anyway, so there is nothing to poll between scrapes.
     for (name, value) in shared.runtime.store().stats() {
-        metrics::gauge!(name).set(value);
+        if crate::metric_help::is_counter(name) {
+            metrics::counter!(name).absolute(value as u64);
+        } else {
+            metrics::gauge!(name).set(value);
+        }
     }
     prometheus().render()
 }

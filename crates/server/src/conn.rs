@@ -48,6 +48,8 @@ struct Conn {
     bucket: TokenBucket,
     /// Envelopes to write that belong to no session (before login, pongs).
     direct: Vec<OutFrame>,
+    /// The metric name of the request being answered, to label its errors.
+    method: &'static str,
 }
 
 /// Serves one connection until it closes. `permit` holds a place under the
@@ -70,6 +72,7 @@ pub fn serve<T: Transport>(
             shared,
             session: None,
             direct: Vec::new(),
+            method: "none",
         };
         metrics::gauge!("guildhall_connections").increment(1.0);
         conn.shared.connections.send_modify(|n| *n += 1);
@@ -278,7 +281,8 @@ impl Conn {
     /// directly (seq 0) before login.
     fn reply(&mut self, id: u64, answer: Answer) {
         if answer.status != Status::Ok {
-            metrics::counter!("guildhall_request_errors_total", "status" => answer.status.as_str_name()).increment(1);
+            let labels = [("method", self.method), ("status", answer.status.as_str_name())];
+            metrics::counter!("guildhall_request_errors_total", &labels).increment(1);
         }
         match &self.session {
             Some(s) => {
@@ -294,6 +298,8 @@ impl Conn {
                 s.ack(req.ack);
             }
         }
+        let metric = dispatch::metric_name(&req.method);
+        self.method = metric;
         let now = self.shared.now_ms();
         if !self.bucket.try_take(now) {
             let limit = self.shared.config.rate_limit_per_sec;
@@ -304,7 +310,6 @@ impl Conn {
             return self.reply(req.id, Answer::err(Status::BadRequest, why));
         }
         let started = Instant::now();
-        let metric = dispatch::metric_name(&req.method);
         match req.method.as_str() {
             method::LOGIN => self.login(req).await,
             method::RESUME => self.resume(req),
@@ -322,8 +327,8 @@ impl Conn {
                         let answer =
                             dispatch::dispatch(&self.shared.runtime, &session, &req.method, &req.payload).await;
                         if answer.status != Status::Ok {
-                            metrics::counter!("guildhall_request_errors_total", "status" => answer.status.as_str_name())
-                                .increment(1);
+                            let labels = [("method", metric), ("status", answer.status.as_str_name())];
+                            metrics::counter!("guildhall_request_errors_total", &labels).increment(1);
                         }
                         session.finish_request(req.id, answer);
                     }

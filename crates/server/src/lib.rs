@@ -13,6 +13,7 @@ pub mod auth;
 mod config;
 mod conn;
 mod dispatch;
+mod metric_help;
 mod ratelimit;
 mod server;
 pub mod session;

@@ -218,7 +218,9 @@ impl Server {
                 }
             }));
         }
-        tracing::info!(%tcp_addr, ?ws_addr, ?admin_addr, "guildhall started");
+        // Addresses as plain values ("" when off), not `Some(..)` debug strings.
+        let off = |a: Option<SocketAddr>| a.map(|a| a.to_string()).unwrap_or_default();
+        tracing::info!(%tcp_addr, ws_addr = %off(ws_addr), admin_addr = %off(admin_addr), "guildhall started");
         Ok(Self { shared, shutdown_tx, tasks, conn_cap, tcp_addr, ws_addr, admin_addr })
     }
 

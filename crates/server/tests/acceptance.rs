@@ -234,6 +234,7 @@ async fn admin_http_shows_health_metrics_and_entities() {
     let mut pushes = client.pushes();
     let login = client.login_device("inspected-device").await.unwrap();
     client.open_chest().await.unwrap();
+    assert!(client.guild_chat_post("nobody hears").await.is_err(), "not in a guild");
 
     let (status, body) = http(admin, "GET", "/healthz", "").await;
     assert_eq!((status, body.trim()), (200, "ok"));
@@ -241,6 +242,16 @@ async fn admin_http_shows_health_metrics_and_entities() {
     assert_eq!(status, 200);
     assert!(body.contains("guildhall_logins_total"), "{body}");
     assert!(body.contains("guildhall_request_seconds_bucket{"), "request latency as a bucketed histogram: {body}");
+    // Issue 14, defect 8: every family says what it is; no gauge is named
+    // like a counter; request errors name the method and the status.
+    for line in body.lines().filter(|l| l.starts_with("# TYPE ")) {
+        let mut words = line.split_whitespace().skip(2);
+        let (family, kind) = (words.next().unwrap(), words.next().unwrap());
+        assert!(body.contains(&format!("# HELP {family} ")), "no HELP for {family}");
+        assert!(!(kind == "gauge" && family.ends_with("_total")), "gauge {family} ends in _total");
+    }
+    let errors = body.lines().find(|l| l.starts_with("guildhall_request_errors_total{")).expect("request errors");
+    assert!(errors.contains("method=\"guild.chat_post\"") && errors.contains("status="), "{errors}");
     let (_, body) = http(admin, "GET", "/entities", "").await;
     let kinds: serde_json::Value = serde_json::from_str(&body).unwrap();
     let player = kinds["kinds"].as_array().unwrap().iter().find(|k| k["kind"] == "player").expect("player kind");

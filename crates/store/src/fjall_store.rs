@@ -292,7 +292,7 @@ impl Store for FjallStore {
         let db = &self.inner.db;
         let records = &self.inner.records;
         vec![
-            ("guildhall_store_compaction_seconds_total", db.time_compacting().as_secs_f64()),
+            ("guildhall_store_compaction_seconds", db.time_compacting().as_secs_f64()),
             ("guildhall_store_compactions_total", db.compactions_completed() as f64),
             ("guildhall_store_write_buffer_bytes", db.write_buffer_size() as f64),
             ("guildhall_store_outstanding_flushes", db.outstanding_flushes() as f64),
