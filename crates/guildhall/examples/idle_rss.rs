@@ -74,11 +74,10 @@ async fn measure(transport: &str, players: usize, concurrency: usize) -> f64 {
     let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
     let (tcp, ws): (SocketAddr, String) = loop {
         let line = lines.next().unwrap().unwrap();
-        if let Some(rest) = line.strip_prefix("guildhall listening tcp=") {
-            let mut fields = rest.split_whitespace();
-            let tcp = fields.next().unwrap().parse().unwrap();
-            let ws = fields.next().unwrap().trim_start_matches("ws=").to_string();
-            break (tcp, ws);
+        // The listening line, in the default (JSON) log format.
+        let json: serde_json::Value = serde_json::from_str(&line).unwrap_or_default();
+        if json["message"] == "guildhall listening" {
+            break (json["tcp"].as_str().unwrap().parse().unwrap(), json["ws"].as_str().unwrap().to_string());
         }
     };
     std::thread::spawn(move || for _ in lines {});

@@ -186,14 +186,18 @@ fn runtime(config: &Config) -> tokio::runtime::Runtime {
 
 async fn serve(config: Config) -> Result<(), Box<dyn std::error::Error>> {
     let listeners = Listeners::bind(&config).await?;
+    let json = config.log_format == "json";
     let server = Server::start(config, listeners, ServerOptions::default()).await?;
-    // One plain line for scripts and tests to find the bound addresses.
-    println!(
-        "guildhall listening tcp={} ws={} admin={}",
-        server.tcp_addr(),
-        server.ws_addr().map(|a| a.to_string()).unwrap_or_default(),
-        server.admin_addr().map(|a| a.to_string()).unwrap_or_default()
-    );
+    // One line for scripts and tests to find the bound addresses: JSON
+    // when the logs are, so that every line on stdout parses alike.
+    let tcp = server.tcp_addr().to_string();
+    let ws = server.ws_addr().map(|a| a.to_string()).unwrap_or_default();
+    let admin = server.admin_addr().map(|a| a.to_string()).unwrap_or_default();
+    if json {
+        println!(r#"{{"level":"INFO","message":"guildhall listening","tcp":"{tcp}","ws":"{ws}","admin":"{admin}"}}"#);
+    } else {
+        println!("guildhall listening tcp={tcp} ws={ws} admin={admin}");
+    }
     wait_for_stop_signal().await;
     server.shutdown().await;
     Ok(())

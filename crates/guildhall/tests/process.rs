@@ -36,10 +36,12 @@ fn spawn(data_dir: &Path, flush_interval_ms: u64) -> Proc {
         .spawn()
         .expect("guildhall binary starts");
     let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    // The default log format is JSON, the listening line included.
     let tcp = loop {
         let line = lines.next().expect("server prints its addresses").unwrap();
-        if let Some(rest) = line.strip_prefix("guildhall listening tcp=") {
-            break rest.split_whitespace().next().unwrap().parse().unwrap();
+        let json: serde_json::Value = serde_json::from_str(&line).unwrap_or_default();
+        if json["message"] == "guildhall listening" {
+            break json["tcp"].as_str().unwrap().parse().unwrap();
         }
     };
     // Keep draining stdout so the server never blocks on a full pipe.
@@ -154,10 +156,15 @@ async fn a_flood_of_log_lines_into_a_stuck_stdout_does_not_stop_the_server() {
         .expect("guildhall binary starts");
     let stdout = child.stdout.take().unwrap();
     let mut lines = BufReader::new(stdout).lines();
+    // In JSON mode every line is JSON, the listening line included, with
+    // fields as plain values (issue 14, defect 8).
     let tcp: SocketAddr = loop {
         let line = lines.next().expect("server prints its addresses").unwrap();
-        if let Some(rest) = line.strip_prefix("guildhall listening tcp=") {
-            break rest.split_whitespace().next().unwrap().parse().unwrap();
+        let json: serde_json::Value = serde_json::from_str(&line).unwrap_or_else(|e| panic!("{e}: {line}"));
+        assert!(!line.contains("Some("), "a field printed as a Rust value: {line}");
+        if json["message"] == "guildhall listening" {
+            assert_eq!(json["ws"], "", "the WebSocket listener is off");
+            break json["tcp"].as_str().unwrap().parse().unwrap();
         }
     };
     // Held, never read again: the pipe fills and stays full.

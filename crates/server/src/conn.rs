@@ -23,6 +23,7 @@ use tokio::time::Instant;
 use crate::auth::{player_id_for_device, random_session_id, TokenError};
 use crate::dispatch;
 use crate::ratelimit::TokenBucket;
+use crate::refusal_log;
 use crate::session::{fingerprint, Answer, AttachError, Begin, Pending, Session};
 use crate::shared::Shared;
 use crate::transport::{RecvError, Transport};
@@ -50,6 +51,9 @@ struct Conn {
     direct: Vec<OutFrame>,
     /// The metric name of the request being answered, to label its errors.
     method: &'static str,
+    /// A request was refused for the rate limit: the loop, which has the
+    /// transport and so the peer's address, logs it.
+    rate_limited: bool,
 }
 
 /// Serves one connection until it closes. `permit` holds a place under the
@@ -73,12 +77,17 @@ pub fn serve<T: Transport>(
             session: None,
             direct: Vec::new(),
             method: "none",
+            rate_limited: false,
         };
         metrics::gauge!("guildhall_connections").increment(1.0);
         conn.shared.connections.send_modify(|n| *n += 1);
         let exit = conn.run(&mut transport).await;
         if let Exit::Close(status, reason) = exit {
-            tracing::debug!(conn = conn.id, ?status, %reason, "closing connection");
+            tracing::debug!(conn = conn.id, status = status.as_str_name(), reason, "closing connection");
+            if refusal_log::is_refusal(status) {
+                let now = conn.shared.now_ms();
+                refusal_log::log(&conn.shared.refusal_log, now, transport.peer_addr(), status, &reason);
+            }
             metrics::counter!("guildhall_connections_closed_total", "reason" => status.as_str_name()).increment(1);
             conn.direct
                 .push(OutFrame::unsequenced(Kind::Close(pb::Close { status: status as i32, reason: reason.clone() })));
@@ -170,6 +179,11 @@ impl Conn {
                             // Write what was answered before closing.
                             let _ = self.write_pending(t).await;
                             return exit;
+                        }
+                        if std::mem::take(&mut self.rate_limited) {
+                            let why = format!("over {} requests per second", self.shared.config.rate_limit_per_sec);
+                            let now = self.shared.now_ms();
+                            refusal_log::log(&self.shared.refusal_log, now, t.peer_addr(), Status::RateLimited, &why);
                         }
                         if self.session.is_some() {
                             pinged = false;
@@ -303,6 +317,7 @@ impl Conn {
         let now = self.shared.now_ms();
         if !self.bucket.try_take(now) {
             let limit = self.shared.config.rate_limit_per_sec;
+            self.rate_limited = true;
             return self.reply(req.id, Answer::err(Status::RateLimited, format!("over {limit} requests per second")));
         }
         if req.id > MAX_REQUEST_ID {

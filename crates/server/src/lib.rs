@@ -15,6 +15,7 @@ mod conn;
 mod dispatch;
 mod metric_help;
 mod ratelimit;
+mod refusal_log;
 mod server;
 pub mod session;
 mod shared;

@@ -357,7 +357,7 @@ async fn accept_tcp(shared: Arc<Shared>, listener: TcpListener, cap: Arc<Semapho
         let transport = TcpTransport::new(stream, shared.config.max_frame);
         match permit {
             Ok(permit) => Either::Left(conn::serve(shared, transport, permit)),
-            Err(_) => Either::Right(refuse(transport)),
+            Err(_) => Either::Right(refuse(shared, transport)),
         }
     })
     .await
@@ -370,16 +370,17 @@ async fn accept_ws(shared: Arc<Shared>, listener: TcpListener, cap: Arc<Semaphor
         let Some(ws) = Box::pin(ws::accept(stream, shared.config.max_frame)).await else { return };
         match permit {
             Ok(permit) => conn::serve(shared, WsTransport::new(ws), permit).await,
-            Err(_) => refuse(WsTransport::new(ws)).await,
+            Err(_) => refuse(shared, WsTransport::new(ws)).await,
         }
     })
     .await
 }
 
 /// Over the connection cap: say so and close.
-async fn refuse<T: Transport>(mut t: T) {
+async fn refuse<T: Transport>(shared: Arc<Shared>, mut t: T) {
     metrics::counter!("guildhall_connections_refused_total").increment(1);
     let reason = "server is at its connection limit; try again later";
+    crate::refusal_log::log(&shared.refusal_log, shared.now_ms(), t.peer_addr(), Status::ServerFull, reason);
     let close =
         OutFrame::unsequenced(Kind::Close(pb::Close { status: Status::ServerFull as i32, reason: reason.into() }));
     let _ = tokio::time::timeout(Duration::from_secs(1), t.send(&[close])).await;

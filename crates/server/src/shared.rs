@@ -7,6 +7,7 @@ use guildhall_entity::{Clock, Runtime};
 use tokio::sync::watch;
 
 use crate::auth::TokenSigner;
+use crate::refusal_log::{LogBudget, LINES_PER_SEC};
 use crate::session::Sessions;
 use crate::Config;
 
@@ -23,6 +24,8 @@ pub struct Shared {
     pub connections: watch::Sender<usize>,
     /// Worst timer lateness since the last maintenance tick, in µs.
     pub lag_max_us: AtomicU64,
+    /// The ration of refusal log lines.
+    pub refusal_log: LogBudget,
     next_conn_id: AtomicU64,
 }
 
@@ -44,6 +47,7 @@ impl Shared {
             shutdown,
             connections: watch::channel(0).0,
             lag_max_us: AtomicU64::new(0),
+            refusal_log: LogBudget::new(LINES_PER_SEC),
             next_conn_id: AtomicU64::new(1),
         }
     }

@@ -47,6 +47,8 @@ pub trait Transport: Send + 'static {
     /// closed with unread input is reset, and a reset can make the peer's
     /// system discard the Close it had not yet read.
     fn close(&mut self, why: Option<(Status, &str)>) -> impl Future<Output = ()> + Send;
+    /// The peer's address, for log lines.
+    fn peer_addr(&self) -> Option<std::net::SocketAddr>;
 }
 
 /// How long a closing connection waits for the peer to close its side.
@@ -136,6 +138,10 @@ impl Transport for TcpTransport {
         self.stream.get_mut().write_all(&buf).await
     }
 
+    fn peer_addr(&self) -> Option<std::net::SocketAddr> {
+        self.stream.get_ref().peer_addr().ok()
+    }
+
     async fn close(&mut self, _why: Option<(Status, &str)>) {
         // The Close envelope already said why.
         linger(self.stream.get_mut()).await;
@@ -182,6 +188,10 @@ impl Transport for WsTransport {
             self.ws.feed(Message::Binary(e.to_bytes())).await.map_err(io::Error::other)?;
         }
         self.ws.flush().await.map_err(io::Error::other)
+    }
+
+    fn peer_addr(&self) -> Option<std::net::SocketAddr> {
+        self.ws.get_ref().peer_addr().ok()
     }
 
     async fn close(&mut self, why: Option<(Status, &str)>) {

@@ -250,8 +250,10 @@ async fn admin_http_shows_health_metrics_and_entities() {
         assert!(body.contains(&format!("# HELP {family} ")), "no HELP for {family}");
         assert!(!(kind == "gauge" && family.ends_with("_total")), "gauge {family} ends in _total");
     }
-    let errors = body.lines().find(|l| l.starts_with("guildhall_request_errors_total{")).expect("request errors");
-    assert!(errors.contains("method=\"guild.chat_post\"") && errors.contains("status="), "{errors}");
+    // Other tests in this process share the recorder: look for this one's.
+    let chat_errors = |l: &&str| l.starts_with("guildhall_request_errors_total{") && l.contains("guild.chat_post");
+    let errors = body.lines().find(chat_errors).expect("request errors by method");
+    assert!(errors.contains("method=\"guild.chat_post\"") && errors.contains("status=\""), "{errors}");
     let (_, body) = http(admin, "GET", "/entities", "").await;
     let kinds: serde_json::Value = serde_json::from_str(&body).unwrap();
     let player = kinds["kinds"].as_array().unwrap().iter().find(|k| k["kind"] == "player").expect("player kind");
