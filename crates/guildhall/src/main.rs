@@ -4,7 +4,7 @@
 
 use std::path::PathBuf;
 
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, CommandFactory, FromArgMatches, Parser, Subcommand};
 use guildhall_server::{telemetry, Config, Listeners, Server, ServerOptions};
 
 #[derive(Parser)]
@@ -110,6 +110,38 @@ struct ServeArgs {
     log_buffer_lines: Option<usize>,
 }
 
+/// The defaults of `serve`'s options (flags, environment and the config
+/// file override them, in that order) and the one setting only the
+/// environment holds.
+fn serve_defaults() -> String {
+    let c = Config::default();
+    format!(
+        "Defaults: --listen {} --ws-listen {} --admin-listen {} --data-dir {} --store {} --max-connections {} \
+         --max-frame {} (bytes of one envelope, not counting the 4-byte length prefix) --resume-window-secs {} \
+         --flush-interval-ms {} --commit-interval-ms {} --sync-interval-ms {} --rate-limit-per-sec {} \
+         --expedition-period-secs {} --worker-threads {} --log-format {} --log-level {} --log-buffer-lines {}.\n\n\
+         GUILDHALL_SECRET (environment only, never a flag: flags show in `ps`): the HMAC secret of session \
+         tokens; unset, a random one per start, so tokens do not survive a restart.",
+        c.listen,
+        c.ws_listen,
+        c.admin_listen,
+        c.data_dir.display(),
+        c.store,
+        c.max_connections,
+        c.max_frame,
+        c.resume_window_secs,
+        c.flush_interval_ms,
+        c.commit_interval_ms,
+        c.sync_interval_ms,
+        c.rate_limit_per_sec,
+        c.expedition_period_secs,
+        c.worker_threads,
+        c.log_format,
+        c.log_level,
+        c.log_buffer_lines,
+    )
+}
+
 impl ServeArgs {
     fn into_config(self) -> Result<Config, String> {
         let mut c = match &self.config {
@@ -150,7 +182,9 @@ impl ServeArgs {
 
 fn main() -> std::process::ExitCode {
     guildhall_server::alloc::limit_arenas();
-    let cli = Cli::parse();
+    // `serve --help` lists the defaults from the one place they live.
+    let command = Cli::command().mut_subcommand("serve", |c| c.after_help(serve_defaults()));
+    let cli = Cli::from_arg_matches(&command.get_matches()).unwrap_or_else(|e| e.exit());
     let args = match cli.command {
         Some(Command::Serve(args)) => *args,
         Some(Command::Demo(demo)) => return run_demo(demo),
