@@ -65,8 +65,7 @@ pub fn clean(rule: &TextRule, text: &str) -> Result<String, TextError> {
     for grapheme in text.graphemes(true) {
         len += 1;
         if len > rule.max {
-            // Counted to the end only to say how long it was.
-            let len = len - 1 + text.graphemes(true).skip(len - 1).count();
+            let len = text.graphemes(true).count();
             return Err(TextError::TooLong { what, len, max: rule.max });
         }
         check_grapheme(rule, grapheme)?;

@@ -89,6 +89,22 @@ pub fn player_id_for_device(device_id: &str) -> String {
     format!("p{}", &hex(digest.as_ref())[..24])
 }
 
+/// Device ids: [`DEVICE_ID_MIN`] to [`DEVICE_ID_MAX`] bytes of printable
+/// ASCII. A device id is an account's only credential, so a short one is
+/// guessable; the bounds are Nakama's.
+pub fn check_device_id(d: &str) -> Result<(), String> {
+    if !(DEVICE_ID_MIN..=DEVICE_ID_MAX).contains(&d.len()) {
+        return Err(format!("a device_id has {DEVICE_ID_MIN} to {DEVICE_ID_MAX} bytes, not {}", d.len()));
+    }
+    if !d.bytes().all(|b| b.is_ascii_graphic()) {
+        return Err("a device_id is printable ASCII without spaces".into());
+    }
+    Ok(())
+}
+
+pub const DEVICE_ID_MIN: usize = 10;
+pub const DEVICE_ID_MAX: usize = 128;
+
 /// A random session id.
 pub fn random_session_id() -> u64 {
     let mut bytes = [0u8; 8];

@@ -20,7 +20,7 @@ use prost::Message;
 use tokio::sync::OwnedSemaphorePermit;
 use tokio::time::Instant;
 
-use crate::auth::{player_id_for_device, random_session_id, TokenError};
+use crate::auth::{check_device_id, player_id_for_device, random_session_id, TokenError};
 use crate::dispatch;
 use crate::ratelimit::TokenBucket;
 use crate::refusal_log;
@@ -294,10 +294,7 @@ impl Conn {
     /// Answers a request: through the session (sequenced) when there is one,
     /// directly (seq 0) before login.
     fn reply(&mut self, id: u64, answer: Answer) {
-        if answer.status != Status::Ok {
-            let labels = [("method", self.method), ("status", answer.status.as_str_name())];
-            metrics::counter!("guildhall_request_errors_total", &labels).increment(1);
-        }
+        count_error(self.method, answer.status);
         match &self.session {
             Some(s) => {
                 s.emit_response(id, &answer);
@@ -341,10 +338,7 @@ impl Conn {
                     Begin::Execute => {
                         let answer =
                             dispatch::dispatch(&self.shared.runtime, &session, &req.method, &req.payload).await;
-                        if answer.status != Status::Ok {
-                            let labels = [("method", metric), ("status", answer.status.as_str_name())];
-                            metrics::counter!("guildhall_request_errors_total", &labels).increment(1);
-                        }
+                        count_error(metric, answer.status);
                         session.finish_request(req.id, answer);
                     }
                     Begin::Replay(answer) => {
@@ -495,21 +489,13 @@ impl Conn {
     }
 }
 
-/// Device ids: [`DEVICE_ID_MIN`] to [`DEVICE_ID_MAX`] bytes of printable
-/// ASCII. A device id is an account's only credential, so a short one is
-/// guessable; the bounds are Nakama's.
-fn check_device_id(d: &str) -> Result<(), String> {
-    if !(DEVICE_ID_MIN..=DEVICE_ID_MAX).contains(&d.len()) {
-        return Err(format!("a device_id has {DEVICE_ID_MIN} to {DEVICE_ID_MAX} bytes, not {}", d.len()));
+/// Counts a refused request under its method and status.
+fn count_error(method: &'static str, status: Status) {
+    if status != Status::Ok {
+        let labels = [("method", method), ("status", status.as_str_name())];
+        metrics::counter!("guildhall_request_errors_total", &labels).increment(1);
     }
-    if !d.bytes().all(|b| b.is_ascii_graphic()) {
-        return Err("a device_id is printable ASCII without spaces".into());
-    }
-    Ok(())
 }
-
-pub const DEVICE_ID_MIN: usize = 10;
-pub const DEVICE_ID_MAX: usize = 128;
 
 fn token_error(e: TokenError) -> Answer {
     match e {
