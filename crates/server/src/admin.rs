@@ -1,5 +1,6 @@
-//! Admin HTTP: health, Prometheus metrics, and entity introspection.
-//! Unauthenticated by design: bind it to a private address.
+//! Admin HTTP: health, Prometheus metrics, entity introspection, and an
+//! operator's acts on players (notices, bans). Unauthenticated by design:
+//! bind it to a private address.
 
 use std::sync::{Arc, OnceLock};
 
@@ -8,7 +9,11 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
+use guildhall_game::op::OpError;
+use guildhall_game::player::ops as player_ops;
 use guildhall_game::GameEvent;
+use guildhall_game::{GameError, PlayerError};
+use guildhall_protocol::Status;
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 use serde_json::json;
 
@@ -51,6 +56,7 @@ pub fn router(shared: Arc<Shared>) -> Router {
         .route("/entities/{kind}/{key}", get(entity_state))
         .route("/sessions", get(sessions))
         .route("/players/{id}/notice", post(notice))
+        .route("/players/{id}/ban", post(ban).delete(unban))
         .with_state(shared)
 }
 
@@ -107,4 +113,40 @@ async fn notice(State(shared): State<Arc<Shared>>, Path(id): Path<String>, body:
     let n =
         shared.runtime.pubsub().publish(&guildhall_game::player_topic(&id), GameEvent::Notice { text: body }.encode());
     Json(json!({ "delivered_to": n })).into_response()
+}
+
+/// Bans a player: the body is the reason the player is told. Every token is
+/// revoked, logins are refused with BANNED, and the player's live session on
+/// this node ends with a BANNED close (no resume).
+async fn ban(State(shared): State<Arc<Shared>>, Path(id): Path<String>, reason: String) -> Response {
+    let reason = reason.trim();
+    if reason.is_empty() || reason.len() > 256 {
+        return (StatusCode::BAD_REQUEST, "a ban needs a reason of 1 to 256 bytes\n").into_response();
+    }
+    if let Err(e) = player_ops::ban(&shared.runtime, &id, reason).await {
+        return op_failure(&id, e);
+    }
+    if let Some(session) = shared.sessions.of_player(&id) {
+        shared.sessions.end(session.id, Status::Banned, &format!("banned: {reason}"), shared.runtime.pubsub());
+    }
+    tracing::warn!(player = %id, reason, "player banned");
+    Json(json!({ "player": id, "banned": reason })).into_response()
+}
+
+/// Lifts a player's ban; tokens revoked by it stay revoked.
+async fn unban(State(shared): State<Arc<Shared>>, Path(id): Path<String>) -> Response {
+    if let Err(e) = player_ops::unban(&shared.runtime, &id).await {
+        return op_failure(&id, e);
+    }
+    tracing::warn!(player = %id, "player unbanned");
+    Json(json!({ "player": id, "banned": null })).into_response()
+}
+
+fn op_failure(id: &str, e: OpError) -> Response {
+    match e {
+        OpError::Refused(GameError::Player(PlayerError::NoSuchPlayer)) => {
+            (StatusCode::NOT_FOUND, format!("no player {id:?}\n")).into_response()
+        }
+        other => (StatusCode::SERVICE_UNAVAILABLE, format!("{other}\n")).into_response(),
+    }
 }

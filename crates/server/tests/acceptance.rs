@@ -277,6 +277,51 @@ async fn admin_http_shows_health_metrics_and_entities() {
     assert_eq!(notice(&next_push(&mut pushes).await), Some("server restarts at noon"));
 }
 
+/// Issue 14, defect 7: an operator's ban revokes every token, refuses logins
+/// with BANNED and closes the live session, which the SDK does not resume;
+/// lifting it lets the device log in again, but old tokens stay revoked.
+#[tokio::test]
+async fn a_ban_closes_the_session_refuses_logins_and_revokes_tokens_until_lifted() {
+    let ts = start(common::config()).await;
+    let admin = ts.server.admin_addr().unwrap();
+    let bystander = Client::connect(ClientConfig::tcp(ts.tcp())).await.unwrap();
+    bystander.login_device(&common::device_id("bystander")).await.unwrap();
+    let client = Client::connect(ClientConfig::tcp(ts.tcp())).await.unwrap();
+    let mut events = client.events();
+    let device = common::device_id("rule-breaker");
+    let login = client.login_device(&device).await.unwrap();
+    let ban = format!("/players/{}/ban", login.player_id);
+
+    assert_eq!(http(admin, "POST", &ban, " ").await.0, 400, "a ban needs a reason");
+    assert_eq!(http(admin, "POST", "/players/nobody-at-all/ban", "typo").await.0, 404, "no account is created");
+    let (status, body) = http(admin, "POST", &ban, "selling accounts").await;
+    assert_eq!(status, 200, "{body}");
+    match next_event(&mut events, |e| matches!(e, ClientEvent::Closed(..))).await {
+        ClientEvent::Closed(status, reason) => {
+            assert_eq!(status, Status::Banned);
+            assert!(reason.contains("selling accounts"), "{reason}");
+        }
+        _ => unreachable!(),
+    }
+    assert_eq!(client.get_player().await.unwrap_err().status(), Some(Status::Banned));
+    assert_eq!(client.stats().reconnects, 0, "a banned session is not resumed");
+
+    let again = Client::connect(ClientConfig::tcp(ts.tcp())).await.unwrap();
+    let refused = again.login_device(&device).await.unwrap_err();
+    assert_eq!(refused.status(), Some(Status::Banned), "{refused:?}");
+    assert!(refused.to_string().contains("selling accounts"), "{refused}");
+    let refused = again.login_token(&login.token).await.unwrap_err();
+    assert_eq!(refused.status(), Some(Status::Banned), "{refused:?}");
+    bystander.get_player().await.expect("other players never notice");
+
+    let (status, body) = http(admin, "DELETE", &ban, "").await;
+    assert_eq!(status, 200, "{body}");
+    let stale = again.login_token(&login.token).await.unwrap_err();
+    assert_eq!(stale.status(), Some(Status::TokenRevoked), "tokens revoked by the ban stay revoked");
+    let back = again.login_device(&device).await.unwrap();
+    assert_eq!(back.player_id, login.player_id);
+}
+
 /// A minimal HTTP/1.1 exchange (the tests need no HTTP client library).
 async fn http(addr: std::net::SocketAddr, method: &str, path: &str, body: &str) -> (u16, String) {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};

@@ -35,10 +35,10 @@ pub(super) enum Loss {
 }
 
 /// Close statuses after which reconnecting is wrong: another device owns the
-/// session now, or this client sends frames the server rejects (a retry
+/// session now, an operator banned the account, or this client sends frames the server rejects (a retry
 /// would send them again).
 fn is_terminal_close(status: Status) -> bool {
-    matches!(status, Status::SessionTakenOver | Status::FrameTooLarge | Status::MalformedFrame)
+    matches!(status, Status::SessionTakenOver | Status::Banned | Status::FrameTooLarge | Status::MalformedFrame)
 }
 
 impl Task {

@@ -17,4 +17,8 @@ pub enum PlayerError {
     MaxLevel(u32),
     #[error("the token was revoked (logged out); log in with the device id")]
     TokenRevoked,
+    #[error("the account is banned: {reason}")]
+    Banned { reason: String },
+    #[error("no such player")]
+    NoSuchPlayer,
 }

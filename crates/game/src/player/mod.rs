@@ -66,6 +66,10 @@ pub struct Player {
     /// issued before without a list of them.
     #[serde(default)]
     pub token_generation: u64,
+    /// Why an operator banned the player, while the ban lasts: a banned
+    /// player cannot log in, with a device id or a token.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub banned: Option<String>,
     /// Outcomes of recent transaction steps, by transaction id (hashed:
     /// [`TxKey`]), so that a retried step returns its first outcome and never
     /// applies twice. The refusal is boxed: most steps succeed, and an entry
@@ -116,6 +120,14 @@ pub enum PlayerMsg {
     },
     /// Revokes every session token issued so far (logout, ban).
     RevokeTokens,
+    /// An operator bans the player (with the reason the player is told):
+    /// logins are refused and every token is revoked. Refused for a player
+    /// that never logged in, so that a mistyped id creates no account.
+    Ban {
+        reason: String,
+    },
+    /// An operator lifts a ban.
+    Unban,
     Get,
     /// One step of a cross-entity transaction, applied at most once per `tx`
     /// and durable before the reply. `notify` pushes the new state (and the
@@ -237,6 +249,7 @@ impl Player {
             logins: 0,
             guild: None,
             token_generation: 0,
+            banned: None,
             applied: VecDeque::new(),
         }
     }
@@ -478,6 +491,10 @@ impl Entity for Player {
         let now = ctx.now_ms();
         match msg {
             PlayerMsg::Login { token_generation } => {
+                if let Some(reason) = &self.banned {
+                    ctx.unchanged();
+                    return Err(PlayerError::Banned { reason: reason.clone() }.into());
+                }
                 if token_generation.is_some_and(|g| g != self.token_generation) {
                     ctx.unchanged();
                     return Err(PlayerError::TokenRevoked.into());
@@ -495,6 +512,25 @@ impl Entity for Player {
                 // A revocation lost in a crash would revive the tokens.
                 ctx.durable();
                 Ok(PlayerReply::TokensRevoked { token_generation: self.token_generation })
+            }
+            PlayerMsg::Ban { reason } => {
+                if self.logins == 0 {
+                    ctx.unchanged();
+                    return Err(PlayerError::NoSuchPlayer.into());
+                }
+                self.banned = Some(reason);
+                self.token_generation += 1;
+                ctx.durable();
+                Ok(PlayerReply::TokensRevoked { token_generation: self.token_generation })
+            }
+            PlayerMsg::Unban => {
+                if self.logins == 0 {
+                    ctx.unchanged();
+                    return Err(PlayerError::NoSuchPlayer.into());
+                }
+                self.banned = None;
+                ctx.durable();
+                Ok(PlayerReply::Profile(self.view(now)))
             }
             PlayerMsg::Get => {
                 ctx.unchanged();

@@ -59,3 +59,21 @@ pub async fn revoke_tokens(rt: &Runtime, player: &str) -> Result<u64, OpError> {
         other => Err(unexpected(other)),
     }
 }
+
+/// Bans a player (an operator's act): every token is revoked and logins are
+/// refused until [`unban`]. Ending the player's live session is the caller's
+/// part: the game knows nothing of connections.
+pub async fn ban(rt: &Runtime, player: &str, reason: &str) -> Result<(), OpError> {
+    match call::<Player, _>(rt, player, PlayerMsg::Ban { reason: reason.to_string() }).await? {
+        PlayerReply::TokensRevoked { .. } => Ok(()),
+        other => Err(unexpected(other)),
+    }
+}
+
+/// Lifts a player's ban.
+pub async fn unban(rt: &Runtime, player: &str) -> Result<(), OpError> {
+    match call::<Player, _>(rt, player, PlayerMsg::Unban).await? {
+        PlayerReply::Profile(_) => Ok(()),
+        other => Err(unexpected(other)),
+    }
+}

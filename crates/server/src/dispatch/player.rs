@@ -83,6 +83,9 @@ pub(super) fn status(e: &PlayerError) -> Status {
         PlayerError::UnknownCard(_) => Status::UnknownCard,
         PlayerError::MaxLevel(_) => Status::MaxLevel,
         PlayerError::TokenRevoked => Status::TokenRevoked,
+        PlayerError::Banned { .. } => Status::Banned,
+        // Only an operator's ban of an unknown id meets this.
+        PlayerError::NoSuchPlayer => Status::BadRequest,
     }
 }
 
