@@ -11,6 +11,7 @@
 #   SERVER_ENV="TOKIO_WORKER_THREADS=1" scripts/bench-scale.sh      # extra server environment
 #   SERVER_ARGS="--store redb" scripts/bench-scale.sh                  # the other embedded store
 #   CARGO_FLAGS="--features ..." scripts/bench-scale.sh                # extra cargo build flags
+#   TRANSPORTS="tcp ws" scripts/bench-scale.sh     # Guildhall over TCP, then over WebSocket (the baselines are TCP)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PLAYERS=${PLAYERS:-19500}
@@ -24,18 +25,28 @@ trap 'rm -rf "$DATA"' EXIT
 
 rss() { awk '/^VmRSS:/ {print $2}' "/proc/$1/status"; }
 
-echo "== guildhall: $PLAYERS players, ${DURATION}s"
-env ${SERVER_ENV:-} ./target/release/guildhall serve --data-dir "$DATA/data" --listen 127.0.0.1:7360 --ws-listen "" \
-  --admin-listen 127.0.0.1:7362 --max-connections 19900 --log-level warn ${SERVER_ARGS:-} > "$OUT/server.log" 2>&1 &
-SPID=$!
-sleep 2
-IDLE_RSS=$(rss $SPID)
-./target/release/guildhall-bots --target 127.0.0.1:7360 --players "$PLAYERS" --spawn-rate "$SPAWN" \
-  --duration "$DURATION" --source-addrs 4 --seed 1 --server-pid $SPID --report "$OUT/guildhall.json" \
-  2> "$OUT/guildhall-progress.txt"
-# The server's own view: request latency from frame read to answer queued.
-curl -s 127.0.0.1:7362/metrics > "$OUT/server-metrics.txt" || true
-kill -TERM $SPID; wait $SPID || true
+TRANSPORTS=${TRANSPORTS:-tcp}
+# run_guildhall TRANSPORT: a fresh server, the bots over TRANSPORT; the report
+# is guildhall.json (TCP) or guildhall-ws.json, the idle RSS beside it.
+run_guildhall() {
+  local transport=$1 name=guildhall target=127.0.0.1:7360
+  [ "$transport" = ws ] && name=guildhall-ws && target=127.0.0.1:7361
+  echo "== $name: $PLAYERS players, ${DURATION}s"
+  env ${SERVER_ENV:-} ./target/release/guildhall serve --data-dir "$DATA/data-$transport" --listen 127.0.0.1:7360 \
+    --ws-listen 127.0.0.1:7361 --admin-listen 127.0.0.1:7362 --max-connections 19900 --log-level warn ${SERVER_ARGS:-} \
+    > "$OUT/$name-server.log" 2>&1 &
+  local pid=$!
+  sleep 2
+  rss $pid > "$OUT/$name.idle-rss"
+  ./target/release/guildhall-bots --transport "$transport" --target "$target" --players "$PLAYERS" --spawn-rate "$SPAWN" \
+    --duration "$DURATION" --source-addrs 4 --seed 1 --server-pid $pid --report "$OUT/$name.json" \
+    2> "$OUT/$name-progress.txt"
+  # The server's own view: request latency from frame read to answer queued.
+  curl -s 127.0.0.1:7362/metrics > "$OUT/$name-metrics.txt" || true
+  kill -TERM $pid; wait $pid || true
+}
+rm -f "$OUT/guildhall.json" "$OUT/guildhall-ws.json"
+for t in $TRANSPORTS; do run_guildhall "$t"; done
 
 # run_baseline NAME [baseline-server flags]: the same bots against the bare
 # server; its idle RSS (before the bots) goes to $OUT/NAME.idle-rss.
@@ -56,14 +67,15 @@ run_baseline baseline
 BASE_IDLE_RSS=$(cat "$OUT/baseline.idle-rss")
 
 # The pushes Guildhall sent per request, for the baseline that sends them too.
-PPR=$(python3 -c 'import json,sys; r=json.load(open(sys.argv[1])); print("%.4f" % (r["pushes"] / max(r["requests"], 1)))' "$OUT/guildhall.json")
+FIRST=guildhall; [ "${TRANSPORTS%% *}" = ws ] && FIRST=guildhall-ws
+PPR=$(python3 -c 'import json,sys; r=json.load(open(sys.argv[1])); print("%.4f" % (r["pushes"] / max(r["requests"], 1)))' "$OUT/$FIRST.json")
 echo "== baseline with pushes ($PPR per request): $PLAYERS players, ${DURATION}s"
 run_baseline baseline-pushes --pushes-per-request "$PPR"
 PUSH_IDLE_RSS=$(cat "$OUT/baseline-pushes.idle-rss")
 
-python3 - "$OUT" "$IDLE_RSS" "$BASE_IDLE_RSS" "$PLAYERS" "$PUSH_IDLE_RSS" <<'PY'
-import json, sys
-out, idle, base_idle, players, push_idle = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5])
+python3 - "$OUT" "$BASE_IDLE_RSS" "$PLAYERS" "$PUSH_IDLE_RSS" <<'PY'
+import json, os, sys
+out, base_idle, players, push_idle = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
 def steady(report):
     # The steady state: every sample with (nearly) all players connected (bots leave and come back), minus the last 3 s (shutdown).
     s = [x for x in report["samples"] if x["players"] >= 0.97 * players][:-3]
@@ -92,7 +104,7 @@ def summary(name, path, idle_rss):
     for m in r["methods"]:
         print(f"  {m['method']:<22} {m['count']:>8} p50 {m['p50_ms']:7.2f} p99 {m['p99_ms']:7.2f} p99.9 {m['p999_ms']:7.2f} max {m['max_ms']:8.2f} ms")
     return cores / rps
-def server_side(path):
+def server_side(path, label="guildhall"):
     # Cumulative buckets of guildhall_request_seconds over the whole run.
     import re, os
     if not os.path.exists(path):
@@ -109,14 +121,23 @@ def server_side(path):
     p99 = next((le for le, v in les if v >= 0.99 * n), float("inf"))
     p999 = next((le for le, v in les if v >= 0.999 * n), float("inf"))
     over50 = n - dict((str(le), v) for le, v in les).get("0.05", n)
-    print(f"guildhall server-side (whole run, {n} requests): p99 <= {p99*1000:g} ms, p99.9 <= {p999*1000:g} ms, "
+    print(f"{label} server-side (whole run, {n} requests): p99 <= {p99*1000:g} ms, p99.9 <= {p999*1000:g} ms, "
           f"{over50} requests ({100*over50/n:.3f} %) over 50 ms")
-g = summary("guildhall", f"{out}/guildhall.json", idle)
-server_side(f"{out}/server-metrics.txt")
+g = gw = None
+for name in ("guildhall", "guildhall-ws"):
+    if os.path.exists(f"{out}/{name}.json"):
+        cost = summary(name, f"{out}/{name}.json", int(open(f"{out}/{name}.idle-rss").read()))
+        server_side(f"{out}/{name}-metrics.txt", name)
+        if name == "guildhall": g = cost
+        else: gw = cost
 b = summary("baseline", f"{out}/baseline.json", base_idle)
 bp = summary("baseline+pushes", f"{out}/baseline-pushes.json", push_idle)
 if g and b:
     print(f"CPU per request, guildhall / baseline: {g/b:.2f}")
 if g and bp:
     print(f"CPU per request, guildhall / baseline with the same pushes: {g/bp:.2f}")
+if gw and bp:
+    print(f"CPU per request, guildhall over WebSocket / baseline (TCP) with the same pushes: {gw/bp:.2f}")
+if g and gw:
+    print(f"CPU per request, guildhall over WebSocket / over TCP: {gw/g:.2f}")
 PY
