@@ -1,11 +1,17 @@
+use std::collections::BTreeMap;
+
 use bytes::Bytes;
 
-use crate::{EntityId, Runtime};
+use crate::instance::{cold_part_key, SharedParts};
+use crate::{CallError, EntityId, Runtime};
 
 /// What a handler may ask of the runtime while it handles one message.
 pub struct Ctx {
     id: EntityId,
     runtime: Runtime,
+    /// The instance's part changes not yet on disk (waiting for the next
+    /// write, and in the write in flight), for [`Ctx::read_cold`].
+    unwritten: [Option<SharedParts>; 2],
     pub(crate) changed: bool,
     pub(crate) durable: bool,
     pub(crate) stop: bool,
@@ -13,8 +19,37 @@ pub struct Ctx {
 }
 
 impl Ctx {
-    pub(crate) fn new(id: EntityId, runtime: Runtime, timer: Option<u64>) -> Self {
-        Self { id, runtime, changed: true, durable: false, stop: false, timer }
+    pub(crate) fn new(id: EntityId, runtime: Runtime, timer: Option<u64>, unwritten: [Option<SharedParts>; 2]) -> Self {
+        Self { id, runtime, unwritten, changed: true, durable: false, stop: false, timer }
+    }
+
+    /// This entity's cold parts (see [`crate::Entity::is_cold_part`]) whose
+    /// names start with `prefix`, in name order, as the entity last wrote
+    /// them: changes not yet on disk included, except those of the handler
+    /// now running (the entity has those in hand). Reads the store: for what
+    /// a player asks for now and then (an old page of chat), never on a hot
+    /// path.
+    pub async fn read_cold(&self, prefix: &str) -> Result<Vec<(String, Vec<u8>)>, CallError> {
+        let key = cold_part_key(&self.id.storage_key(), prefix);
+        let base = key.len() - prefix.len();
+        let stored = self
+            .runtime
+            .store()
+            .scan_prefix(&key)
+            .await
+            .map_err(|e| CallError::Load(format!("{}: cold parts {prefix:?}: {e}", self.id)))?;
+        let mut parts: BTreeMap<String, Vec<u8>> =
+            stored.into_iter().map(|(k, r)| (String::from_utf8_lossy(&k[base..]).into_owned(), r.value)).collect();
+        // The write in flight is older than the changes waiting for the next.
+        for unwritten in self.unwritten.iter().rev().flatten() {
+            for (name, value) in unwritten.range(prefix.to_string()..).take_while(|(n, _)| n.starts_with(prefix)) {
+                match value {
+                    Some(v) => parts.insert(name.clone(), v.clone()),
+                    None => parts.remove(name),
+                };
+            }
+        }
+        Ok(parts.into_iter().collect())
     }
 
     /// This entity's id.

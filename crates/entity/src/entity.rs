@@ -45,7 +45,23 @@ pub trait Entity: Serialize + DeserializeOwned + Send + 'static {
         Vec::new()
     }
 
-    /// Gives the stored parts back, by name, after the snapshot loaded.
+    /// Whether part `name` is *cold*: stored apart and not read at
+    /// activation, so that an instance holds in memory what it uses now, not
+    /// everything it keeps (old chat, closed listings, outcomes past their
+    /// retry window). The entity reads cold parts when it needs them, with
+    /// [`Ctx::read_cold`], and may drop them from memory at will: only a
+    /// change to `None` deletes one. Cold and hot names must not share a
+    /// prefix that [`Ctx::read_cold`] is asked for.
+    fn is_cold_part(_name: &str) -> bool {
+        false
+    }
+
+    /// Whether [`Entity::is_cold_part`] is ever true for this kind: only
+    /// then does a handler's context carry the unwritten changes it needs
+    /// for [`Ctx::read_cold`].
+    const HAS_COLD_PARTS: bool = false;
+
+    /// Gives the stored (hot) parts back, by name, after the snapshot loaded.
     fn load_parts(&mut self, _parts: Vec<(String, Vec<u8>)>) -> Result<(), String> {
         Ok(())
     }

@@ -28,6 +28,11 @@ pub enum CallError {
     /// The entity stopped before it answered (stepped down or failed).
     #[error("entity stopped before replying")]
     Stopped,
+    /// An entity key with a control character: refused, because the store
+    /// keys of an entity's parts are its key, a control byte and the part's
+    /// name, and a key holding one could name another entity's part.
+    #[error("entity key {0:?} holds a control character")]
+    BadKey(String),
     /// A message or reply for another node did not (de)serialise.
     #[error("message does not (de)serialise: {0}")]
     Codec(String),

@@ -110,6 +110,9 @@ impl<E: Entity> KindHost<E> {
         if rt.is_shutting_down() {
             return Err(CallError::ShuttingDown);
         }
+        if key.chars().any(char::is_control) {
+            return Err(CallError::BadKey(key.to_string()));
+        }
         let (tx, rx) = mailbox::channel(rt.config().mailbox_capacity);
         let slot = Arc::new(Slot {
             tx,

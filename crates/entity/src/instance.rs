@@ -11,14 +11,35 @@ use crate::host::Slot;
 use crate::{CallError, Entity, EntityId, Runtime};
 
 /// The storage key of part `name` of the entity stored under `storage_key`.
-/// The NUL byte cannot occur in an entity key, so parts never collide with
-/// another entity's snapshot, and one prefix scan finds them all.
+/// Entity keys hold no control characters (the runtime refuses them), so
+/// parts never collide with another entity's snapshot, and one prefix scan
+/// finds them all.
 pub(crate) fn part_key(storage_key: &[u8], name: &str) -> Vec<u8> {
+    separated(storage_key, 0, name)
+}
+
+/// The storage key of a *cold* part: under a separator of its own (1, not
+/// 0), so that the scan that loads an instance's parts at activation never
+/// reads them.
+pub(crate) fn cold_part_key(storage_key: &[u8], name: &str) -> Vec<u8> {
+    separated(storage_key, 1, name)
+}
+
+fn separated(storage_key: &[u8], separator: u8, name: &str) -> Vec<u8> {
     let mut key = Vec::with_capacity(storage_key.len() + 1 + name.len());
     key.extend_from_slice(storage_key);
-    key.push(0);
+    key.push(separator);
     key.extend_from_slice(name.as_bytes());
     key
+}
+
+/// The storage key of part `name` of an instance of `E`, hot or cold.
+fn part_key_of<E: Entity>(storage_key: &[u8], name: &str) -> Vec<u8> {
+    if E::is_cold_part(name) {
+        cold_part_key(storage_key, name)
+    } else {
+        part_key(storage_key, name)
+    }
 }
 
 /// Loads the instance's snapshot (and parts), or creates fresh state if none
@@ -68,12 +89,17 @@ pub(crate) struct Instance<E: Entity> {
     pub(crate) storage_key: Vec<u8>,
     /// Part changes not yet written, newest per name (see
     /// [`Entity::take_part_changes`]).
-    pub(crate) parts: Parts,
+    pub(crate) parts: SharedParts,
     /// The write-behind write handed to the flusher and not confirmed yet.
     pub(crate) inflight: Option<Box<Inflight>>,
 }
 
 pub(crate) type Parts = std::collections::BTreeMap<String, Option<Vec<u8>>>;
+
+/// Unwritten part changes, shared with the handler's [`crate::Ctx`] while it
+/// runs (for [`crate::Ctx::read_cold`]) without a copy: changed only once
+/// the handler is done, when the instance holds the only reference.
+pub(crate) type SharedParts = std::sync::Arc<Parts>;
 
 /// A write-behind write in the flusher's hands. The instance does not wait
 /// for it: it goes on handling letters, and the next write is conditional
@@ -86,7 +112,7 @@ pub(crate) struct Inflight {
     /// The version the write is conditional on.
     pub(crate) expected: Version,
     /// Its part changes, taken back if the write fails.
-    pub(crate) parts: Parts,
+    pub(crate) parts: SharedParts,
     /// A flush waiting for this write to be on disk.
     pub(crate) done: Option<oneshot::Sender<()>>,
 }
@@ -106,7 +132,7 @@ impl<E: Entity> Instance<E> {
         let side = self
             .parts
             .iter()
-            .map(|(name, value)| SideWrite { key: part_key(&self.storage_key, name), value: value.clone() })
+            .map(|(name, value)| SideWrite { key: part_key_of::<E>(&self.storage_key, name), value: value.clone() })
             .collect();
         let op = WriteOp::Put { key: self.storage_key.clone(), value, expected: self.version, side };
         // Per kind, to tell which entities make the store's write volume (an
@@ -141,7 +167,7 @@ impl<E: Entity> Instance<E> {
         let op = self.write_op()?;
         match rt.flusher().write(op).await {
             Ok(v) => {
-                self.parts.clear();
+                self.parts = SharedParts::default();
                 self.version = v;
                 self.mark_clean(slot);
                 Ok(())
@@ -193,8 +219,9 @@ impl<E: Entity> Instance<E> {
                 // the state is dirty again, with the parts it carried under
                 // any newer change of the same part.
                 self.version = f.expected;
-                for (name, value) in f.parts {
-                    self.parts.entry(name).or_insert(value);
+                let parts = std::sync::Arc::make_mut(&mut self.parts);
+                for (name, value) in std::sync::Arc::unwrap_or_clone(f.parts) {
+                    parts.entry(name).or_insert(value);
                 }
                 self.mark_dirty(rt, slot);
                 Err(CallError::Persist { reason: e.to_string(), stale: false })

@@ -66,27 +66,38 @@ async fn run_calls<E: Entity>(step: Step<'_, E>, msg: E::Msg, reply: Option<Repl
     let mut stop = false;
     while let Some((msg, reply)) = next.take() {
         let timer = slot.timer();
-        let mut ctx = Ctx::new(id.clone(), rt.clone(), timer);
+        let unwritten = if E::HAS_COLD_PARTS {
+            [Some(inst.parts.clone()), inst.inflight.as_ref().map(|f| f.parts.clone())]
+        } else {
+            [None, None]
+        };
+        let mut ctx = Ctx::new(id.clone(), rt.clone(), timer, unwritten);
         // Inline: this whole step is boxed by the caller.
         let answer = inst.state.handle(msg, &mut ctx).await;
+        // The context shares the instance's unwritten parts: take what the
+        // handler decided and let it go before they change (no copy then).
+        let (ctx_timer, ctx_durable, ctx_stop, ctx_changed) = (ctx.timer, ctx.durable, ctx.stop, ctx.changed);
+        drop(ctx);
         // Written back only when the handler changed it: most kinds never
         // set one, and a timer that fired meanwhile stays cleared.
-        if ctx.timer != timer {
-            slot.set_timer(ctx.timer);
+        if ctx_timer != timer {
+            slot.set_timer(ctx_timer);
         }
         let part_changes = if E::HAS_PARTS { inst.state.take_part_changes() } else { Vec::new() };
         let parts_changed = !part_changes.is_empty();
-        inst.parts.extend(part_changes);
-        if ctx.changed || parts_changed {
+        if parts_changed {
+            std::sync::Arc::make_mut(&mut inst.parts).extend(part_changes);
+        }
+        if ctx_changed || parts_changed {
             if !inst.dirty {
                 slot.dirty_since.store(rt.now_ms().max(1), Ordering::Relaxed);
             }
             inst.dirty = true;
             slot.dirty.store(true, Ordering::Relaxed);
         }
-        durable |= ctx.durable;
-        batch.push((reply, answer, ctx.durable));
-        if ctx.stop {
+        durable |= ctx_durable;
+        batch.push((reply, answer, ctx_durable));
+        if ctx_stop {
             stop = true;
             break;
         }
@@ -198,7 +209,7 @@ pub(crate) fn run_entity<E: Entity>(
         {
             // In a scope of its own: dropped by `drop(ctx)`, it still held a
             // place in the task's future until the end of the function.
-            let mut ctx = Ctx::new(id.clone(), rt.clone(), None);
+            let mut ctx = Ctx::new(id.clone(), rt.clone(), None, [None, None]);
             inst.state.activated(&mut ctx);
             slot.set_timer(ctx.timer);
         }
@@ -206,7 +217,7 @@ pub(crate) fn run_entity<E: Entity>(
             // Loading may have changed parts (a migration from an older layout).
             let changes = inst.state.take_part_changes();
             if !changes.is_empty() {
-                inst.parts.extend(changes);
+                std::sync::Arc::make_mut(&mut inst.parts).extend(changes);
                 inst.dirty = true;
                 slot.dirty.store(true, Ordering::Relaxed);
                 slot.dirty_since.store(rt.now_ms().max(1), Ordering::Relaxed);

@@ -92,6 +92,10 @@ pub(crate) fn op_error(e: OpError) -> Answer {
 }
 
 pub(crate) fn call_error(e: &CallError) -> Answer {
+    if let CallError::BadKey(_) = e {
+        // A client's made-up id, not a fault: no log line.
+        return Answer::err(Status::BadRequest, e.to_string());
+    }
     tracing::warn!(error = %e, "entity call failed");
     let status = match e {
         CallError::Timeout | CallError::Unreachable(_) | CallError::Stopped | CallError::ShuttingDown => {
