@@ -17,6 +17,7 @@ use std::collections::BTreeMap;
 use guildhall_entity::{Ctx, Entity};
 use serde::{Deserialize, Serialize};
 
+use super::directory_parts::Changed;
 use super::model::GuildSummary;
 use super::rules::{week_of, GUILD_NAME};
 use crate::text::{clean, fold_key};
@@ -263,15 +264,21 @@ pub struct GuildDirectory {
     /// Next guild number: ids are "g1", "g2", ... never reused, so a guild's
     /// transaction ids ("guild/g7/...") are unique for ever.
     pub next_id: u64,
+    /// Every guild's entry: one part each (`directory_parts`), not in the
+    /// snapshot; an old snapshot's inline index is still read.
+    #[serde(default, skip_serializing)]
     pub index: DirectoryIndex,
     /// Founder -> their creation in progress. A retried create finds it and
     /// continues with the same guild id instead of reserving again.
     #[serde(default)]
     pub reservations: BTreeMap<String, Reservation>,
     /// Guild id -> clock time of its next `Tick` (help expiry, unfinished
-    /// transaction steps).
-    #[serde(default)]
+    /// transaction steps). Stored in the guild's part, with its entry.
+    #[serde(default, skip_serializing)]
     pub wakeups: BTreeMap<String, u64>,
+    /// Guilds whose entry or wake-up changed since the last write.
+    #[serde(skip)]
+    pub(super) changed: Changed,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -334,8 +341,27 @@ impl Entity for GuildDirectory {
     type Msg = DirectoryMsg;
     type Reply = Result<DirectoryReply, GameError>;
 
+    const HAS_PARTS: bool = true;
+
     fn create(_key: &str, _now_ms: u64) -> Self {
         GuildDirectory::default()
+    }
+
+    fn take_part_changes(&mut self) -> Vec<(String, Option<Vec<u8>>)> {
+        self.entry_changes()
+    }
+
+    fn load_parts(&mut self, parts: Vec<(String, Vec<u8>)>) -> Result<(), String> {
+        self.load_entries(parts)
+    }
+
+    fn state_json(&self) -> serde_json::Value {
+        let mut v = serde_json::to_value(self).unwrap_or(serde_json::Value::Null);
+        if let Some(obj) = v.as_object_mut() {
+            obj.insert("index".into(), serde_json::json!(self.index));
+            obj.insert("wakeups".into(), serde_json::json!(self.wakeups));
+        }
+        v
     }
 
     async fn handle(&mut self, msg: DirectoryMsg, ctx: &mut Ctx) -> Self::Reply {
@@ -352,6 +378,7 @@ impl Entity for GuildDirectory {
                 let name = validate(&name, &tag, &language).inspect_err(|_| ctx.unchanged())?;
                 let guild_id = format!("g{}", self.next_id + 1);
                 self.index.reserve(&guild_id, &name, &tag, &language, open).inspect_err(|_| ctx.unchanged())?;
+                self.changed.insert(guild_id.clone());
                 self.next_id += 1;
                 let r = Reservation {
                     guild_id,
@@ -370,6 +397,7 @@ impl Entity for GuildDirectory {
             DirectoryMsg::Confirm { founder, guild_id } => {
                 if self.reservations.get(&founder).is_some_and(|r| r.guild_id == guild_id) {
                     self.reservations.remove(&founder);
+                    self.changed.insert(guild_id.clone());
                     if let Some(lname) = self.index.by_id.get(&guild_id).cloned() {
                         if let Some(e) = self.index.by_name.get_mut(&lname) {
                             e.founded = true;
@@ -384,6 +412,7 @@ impl Entity for GuildDirectory {
                 if self.reservations.get(&founder).is_some_and(|r| r.guild_id == guild_id) {
                     self.reservations.remove(&founder);
                     self.index.remove(&guild_id);
+                    self.changed.insert(guild_id);
                     ctx.durable();
                 } else {
                     ctx.unchanged();
@@ -400,12 +429,14 @@ impl Entity for GuildDirectory {
                     Some(t) => self.wakeups.insert(summary.id.clone(), t),
                     None => self.wakeups.remove(&summary.id),
                 };
+                self.changed.insert(summary.id.clone());
                 self.index.upsert(summary, seq);
                 Ok(DirectoryReply::Done)
             }
             DirectoryMsg::Remove { guild_id } => {
                 self.index.remove(&guild_id);
                 self.wakeups.remove(&guild_id);
+                self.changed.insert(guild_id);
                 Ok(DirectoryReply::Done)
             }
             DirectoryMsg::Search(q) => {
@@ -424,6 +455,7 @@ impl Entity for GuildDirectory {
                 for g in &guilds {
                     if let Some(t) = self.wakeups.get_mut(g) {
                         *t = now + 30_000;
+                        self.changed.insert(g.clone());
                     }
                 }
                 let stale: Vec<Reservation> = self

@@ -42,7 +42,7 @@ impl Guild {
     /// Closes expired help requests, and forgets cooldowns that ran out.
     pub(super) fn expire_help(&mut self, ctx: &Ctx) -> bool {
         let now = ctx.now_ms();
-        self.help_asked_at.retain(|_, at| now < *at + HELP_COOLDOWN_MS);
+        self.help_asked_at.retain(|at| now < at + HELP_COOLDOWN_MS);
         let expired: Vec<u64> = self.help.iter().filter(|(_, h)| h.expires_at_ms <= now).map(|(id, _)| *id).collect();
         for id in &expired {
             if let Some(request) = self.help.remove(id) {

@@ -11,7 +11,9 @@
 //! `Tick` after the restart: no card is created or lost.
 
 mod chat;
+mod cooldown;
 pub mod directory;
+mod directory_parts;
 mod donation;
 mod error;
 mod handle;

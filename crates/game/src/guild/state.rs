@@ -6,6 +6,7 @@ use std::collections::{BTreeMap, VecDeque};
 use guildhall_entity::{Ctx, Entity};
 use serde::{Deserialize, Serialize};
 
+use super::cooldown::{Cooldowns, OldCooldowns};
 use super::model::*;
 use super::msg::{GuildEvent, GuildMsg, GuildReply};
 use super::rules::*;
@@ -54,8 +55,9 @@ pub struct Guild {
     #[serde(default, skip_serializing, rename = "help_parts")]
     pub help: PartMap<HelpRequest>,
     /// When each player last opened a help request (the cooldown), kept
-    /// while the cooldown runs.
-    pub help_asked_at: BTreeMap<String, u64>,
+    /// while the cooldown runs: in parts `a/{hash}` (`cooldown.rs`).
+    #[serde(skip)]
+    pub help_asked_at: Cooldowns,
     /// Donations in flight, by number: the guild's escrow.
     pub pending: BTreeMap<u64, Donation>,
     /// Finished donations' outcomes, for a `ContinueDonation` that arrives
@@ -80,6 +82,8 @@ pub struct Guild {
     pub(super) old_members: Vec<Member>,
     #[serde(default, skip_serializing, rename = "help")]
     pub(super) old_help: BTreeMap<String, HelpRequest>,
+    #[serde(default, skip_serializing, rename = "help_asked_at")]
+    pub(super) old_help_asked_at: OldCooldowns,
 }
 
 impl Guild {
@@ -189,6 +193,7 @@ impl Entity for Guild {
         self.outcomes.take_changes("o/", &mut out);
         self.members.take_changes("m/", &mut out);
         self.help.take_changes("h/", &mut out);
+        self.help_asked_at.take_changes(&mut out);
         out
     }
 
@@ -197,7 +202,8 @@ impl Entity for Guild {
             let known = self.chat.load("c/", &name, &value)?
                 || self.outcomes.load("o/", &name, &value)?
                 || self.members.load("m/", &name, &value)?
-                || self.help.load("h/", &name, &value)?;
+                || self.help.load("h/", &name, &value)?
+                || self.help_asked_at.load(&name, &value)?;
             if !known {
                 return Err(format!("unknown part {name:?}"));
             }
@@ -207,6 +213,9 @@ impl Entity for Guild {
         }
         for h in std::mem::take(&mut self.old_help).into_values() {
             self.help.insert(h.id, h);
+        }
+        for (player, at) in std::mem::take(&mut self.old_help_asked_at.0) {
+            self.help_asked_at.insert(player, at);
         }
         Ok(())
     }
@@ -219,6 +228,7 @@ impl Entity for Guild {
             obj.insert("chat".into(), self.chat.values().map(|m| serde_json::json!(m)).collect());
             let outcomes = self.outcomes.iter().map(|(n, o)| serde_json::json!([n, o])).collect();
             obj.insert("outcomes".into(), outcomes);
+            obj.insert("help_asked_at".into(), self.help_asked_at.to_json());
         }
         v
     }

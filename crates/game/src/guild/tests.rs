@@ -69,7 +69,8 @@ fn members_and_help_are_parts_and_an_old_inline_snapshot_moves_into_them() {
     let mut g = guild_with(&[("lead", GuildRole::Leader), ("m1", GuildRole::Member)]);
     g.chat_times.insert("lead".into(), VecDeque::from([T0]));
     let snapshot = serde_json::to_value(&g).unwrap();
-    for gone in ["members", "member_parts", "help", "help_parts", "chat_times"] {
+    g.help_asked_at.insert("m1".into(), T0);
+    for gone in ["members", "member_parts", "help", "help_parts", "chat_times", "help_asked_at"] {
         assert!(snapshot.get(gone).is_none(), "{gone} is not in the snapshot: {snapshot}");
     }
     let mut out = Vec::new();
@@ -82,6 +83,7 @@ fn members_and_help_are_parts_and_an_old_inline_snapshot_moves_into_them() {
         {"player_id": "lead", "role": "Leader", "joined_at_ms": T0, "joined_seq": 1},
         {"player_id": "m1", "role": "Member", "joined_at_ms": T0, "joined_seq": 2}
     ]);
+    old["help_asked_at"] = serde_json::json!({"m1": T0});
     old["help"] = serde_json::json!({"m1": {
         "id": 9, "requester": "m1", "kind": 0, "wanted": 3, "received": 1, "pledged": 0,
         "opened_at_ms": T0, "expires_at_ms": T0 + HELP_LIFETIME_MS, "donors": [["lead", 1]]
@@ -92,7 +94,10 @@ fn members_and_help_are_parts_and_an_old_inline_snapshot_moves_into_them() {
     assert_eq!(back.help_of("m1").map(|h| (h.id, h.received)), Some((9, 1)));
     let mut out = Vec::new();
     back.take_part_changes().into_iter().for_each(|(n, _)| out.push(n));
-    assert_eq!(out, ["m/1", "m/2", "h/9"], "the next write stores them as parts");
+    assert_eq!(back.help_asked_at.get("m1"), Some(T0));
+    assert_eq!(out.len(), 4, "the next write stores them as parts: {out:?}");
+    assert_eq!(&out[..3], ["m/1", "m/2", "h/9"]);
+    assert!(out[3].starts_with("a/"), "{out:?}");
 }
 
 #[test]
