@@ -316,10 +316,12 @@ async fn kick_promote_and_demote_follow_the_roles() {
 async fn chat_keeps_the_last_hundred_and_is_rate_limited_on_the_clock() {
     let mut config = common::config();
     config.rate_limit_burst = 1000;
-    let ts = start(config).await;
+    let store: Arc<dyn Store> = Arc::new(MemoryStore::new());
+    let clock = guildhall_entity::ManualClock::default();
+    let ts = start_on(config.clone(), store.clone(), clock.clone()).await;
     let a = player(&ts, "chatty").await;
     let outsider = player(&ts, "lurker").await;
-    create(&a, "Chatters", "CHAT", true).await;
+    let id = create(&a, "Chatters", "CHAT", true).await;
 
     for i in 0..5 {
         a.client.guild_chat_post(&format!("burst {i}")).await.unwrap();
@@ -348,6 +350,18 @@ async fn chat_keeps_the_last_hundred_and_is_rate_limited_on_the_clock() {
     assert!(history.windows(2).all(|w| w[0].id < w[1].id), "oldest first");
     let last3 = a.client.guild_chat_history(3).await.unwrap().messages;
     assert_eq!(last3.iter().map(|m| m.text.as_str()).collect::<Vec<_>>(), ["msg 107", "msg 108", "msg 109"]);
+    // Issue 15: the guild holds a screen's worth in memory; the rest is read
+    // from the store when asked for, after a restart too.
+    let state = ts.server.runtime().state_json("guild", &id).await.unwrap().unwrap();
+    assert_eq!(state["chat_in_memory"].as_array().unwrap().len(), 20, "{}", state["chat_in_memory"]);
+    a.client.close().await;
+    ts.server.shutdown().await;
+    let ts = start_on(config, store, clock).await;
+    let a = player(&ts, "chatty").await;
+    assert_eq!(a.client.guild_chat_history(0).await.unwrap().messages, history, "the same hundred after a restart");
+    ts.clock.advance(Duration::from_secs(30 * 24 * 3600 - 1));
+    let kept = a.client.guild_chat_history(0).await.unwrap().messages;
+    assert_eq!((kept.len(), kept[0].text.as_str()), (1, "msg 109"), "older than 30 days: not shown");
 }
 
 #[tokio::test]

@@ -2,6 +2,7 @@
 
 use guildhall_entity::Ctx;
 
+use super::chat_log;
 use super::model::*;
 use super::msg::{GuildEvent, GuildReply};
 use super::rules::*;
@@ -47,10 +48,7 @@ impl Guild {
         };
         self.take_chat_slot(&player, now)?;
         let message = ChatMessage { id: self.next(), player_id: player, text, at_ms: now };
-        self.chat.insert(message.id, message.clone());
-        while self.chat.len() > CHAT_HISTORY {
-            self.chat.pop_first();
-        }
+        self.chat.post(message.clone());
         self.bump_activity(1, now);
         self.publish(ctx, GuildEvent::Chat { guild_id: self.id.clone(), message: message.clone() });
         self.push_directory(ctx, false);
@@ -68,7 +66,19 @@ impl Guild {
         self.role_of(&player)?;
         ctx.unchanged();
         let limit = if limit == 0 { CHAT_HISTORY } else { limit.min(CHAT_HISTORY) };
-        let skip = self.chat.len().saturating_sub(limit);
-        Ok(GuildReply::History(self.chat.values().skip(skip).cloned().collect()))
+        let messages = match self.chat.in_memory(limit) {
+            Some(messages) => messages,
+            None => {
+                let parts = ctx
+                    .read_cold(chat_log::PREFIX)
+                    .await
+                    .map_err(|e| GuildError::GuildRetryLater(format!("chat history: {e}")))?;
+                let all = self.chat.absorb(parts).map_err(GuildError::GuildRetryLater)?;
+                let skip = all.len().saturating_sub(limit);
+                all.into_iter().skip(skip).collect()
+            }
+        };
+        let shown_from = ctx.now_ms().saturating_sub(CHAT_RETENTION_MS);
+        Ok(GuildReply::History(messages.into_iter().filter(|m| m.at_ms >= shown_from).collect()))
     }
 }

@@ -11,6 +11,7 @@
 //! `Tick` after the restart: no card is created or lost.
 
 mod chat;
+mod chat_log;
 mod cooldown;
 pub mod directory;
 mod directory_parts;

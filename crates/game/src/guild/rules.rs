@@ -20,8 +20,12 @@ pub const GUILD_NAME: TextRule = TextRule { what: "a guild name", min: 3, max: 2
 /// characters, any lines, possibly empty.
 pub const GUILD_DESCRIPTION: TextRule =
     TextRule { what: "a guild description", min: 0, max: DESCRIPTION_MAX_CHARS, multiline: true };
-/// Chat messages a guild remembers.
+/// Chat messages a guild remembers (in the store).
 pub const CHAT_HISTORY: usize = 100;
+/// Of those, the last ones a guild keeps in memory (a chat screen's worth).
+pub const CHAT_HOT: usize = 20;
+/// Older messages are not shown (and are overwritten as the guild chats).
+pub const CHAT_RETENTION_MS: u64 = 30 * 24 * 3600 * 1000;
 /// A member posts at most `CHAT_RATE_MAX` messages per `CHAT_RATE_WINDOW_MS`.
 pub const CHAT_RATE_MAX: usize = 5;
 pub const CHAT_RATE_WINDOW_MS: u64 = 10_000;

@@ -6,6 +6,7 @@ use std::collections::{BTreeMap, VecDeque};
 use guildhall_entity::{Ctx, Entity};
 use serde::{Deserialize, Serialize};
 
+use super::chat_log::ChatLog;
 use super::cooldown::{Cooldowns, OldCooldowns};
 use super::model::*;
 use super::msg::{GuildEvent, GuildMsg, GuildReply};
@@ -40,11 +41,14 @@ pub struct Guild {
     pub join_requests: Vec<(String, u64)>,
     /// One counter for join order, chat ids, help ids and donation numbers.
     pub counter: u64,
-    /// The last [`CHAT_HISTORY`] messages by id: in parts `c/{id}`, so that
-    /// a post writes one message, not the history (renamed so that an old
-    /// snapshot's inline list is not read as a map).
+    /// The chat: the last [`CHAT_HISTORY`] messages in a ring of cold parts
+    /// `k/{slot}`, the last [`CHAT_HOT`] in memory (`chat_log.rs`).
+    #[serde(default, rename = "chat_log")]
+    pub chat: ChatLog,
+    /// Chat stored by an older layout (hot parts `c/{id}`), moved into the
+    /// ring on load (the renamed field is never in a snapshot).
     #[serde(default, skip_serializing, rename = "chat_parts")]
-    pub chat: PartMap<ChatMessage>,
+    pub(super) old_chat: PartMap<ChatMessage>,
     /// Recent post times per member, for the chat rate limit. Not stored:
     /// a limit over ten seconds need not outlive a restart, and it changed
     /// with every post.
@@ -186,10 +190,16 @@ impl Entity for Guild {
     }
 
     const HAS_PARTS: bool = true;
+    const HAS_COLD_PARTS: bool = true;
+
+    fn is_cold_part(name: &str) -> bool {
+        ChatLog::is_part(name)
+    }
 
     fn take_part_changes(&mut self) -> Vec<(String, Option<Vec<u8>>)> {
         let mut out = Vec::new();
-        self.chat.take_changes("c/", &mut out);
+        self.old_chat.take_changes("c/", &mut out);
+        self.chat.take_changes(&mut out);
         self.outcomes.take_changes("o/", &mut out);
         self.members.take_changes("m/", &mut out);
         self.help.take_changes("h/", &mut out);
@@ -199,7 +209,7 @@ impl Entity for Guild {
 
     fn load_parts(&mut self, parts: Vec<(String, Vec<u8>)>) -> Result<(), String> {
         for (name, value) in parts {
-            let known = self.chat.load("c/", &name, &value)?
+            let known = self.old_chat.load("c/", &name, &value)?
                 || self.outcomes.load("o/", &name, &value)?
                 || self.members.load("m/", &name, &value)?
                 || self.help.load("h/", &name, &value)?
@@ -207,6 +217,10 @@ impl Entity for Guild {
             if !known {
                 return Err(format!("unknown part {name:?}"));
             }
+        }
+        if !self.old_chat.is_empty() {
+            self.chat.migrate(self.old_chat.values().cloned().collect::<Vec<_>>().into_iter());
+            self.old_chat.clear();
         }
         for m in std::mem::take(&mut self.old_members) {
             self.members.insert(m.joined_seq, m);
@@ -225,7 +239,7 @@ impl Entity for Guild {
         if let Some(obj) = v.as_object_mut() {
             obj.insert("members".into(), self.members.values().map(|m| serde_json::json!(m)).collect());
             obj.insert("help".into(), self.help.values().map(|h| serde_json::json!(h)).collect());
-            obj.insert("chat".into(), self.chat.values().map(|m| serde_json::json!(m)).collect());
+            obj.insert("chat_in_memory".into(), self.chat.recent().map(|m| serde_json::json!(m)).collect());
             let outcomes = self.outcomes.iter().map(|(n, o)| serde_json::json!([n, o])).collect();
             obj.insert("outcomes".into(), outcomes);
             obj.insert("help_asked_at".into(), self.help_asked_at.to_json());
