@@ -219,7 +219,7 @@ impl Entity for Guild {
             }
         }
         if !self.old_chat.is_empty() {
-            self.chat.migrate(self.old_chat.values().cloned().collect::<Vec<_>>().into_iter());
+            self.chat.migrate(self.old_chat.values().cloned());
             self.old_chat.clear();
         }
         for m in std::mem::take(&mut self.old_members) {
