@@ -2,7 +2,7 @@ use std::collections::BTreeMap;
 
 use bytes::Bytes;
 
-use crate::instance::{cold_part_key, SharedParts};
+use crate::instance::{cold_part_key, part_key, SharedParts};
 use crate::{CallError, EntityId, Runtime};
 
 /// What a handler may ask of the runtime while it handles one message.
@@ -12,6 +12,8 @@ pub struct Ctx {
     /// The instance's part changes not yet on disk (waiting for the next
     /// write, and in the write in flight), for [`Ctx::read_cold`].
     unwritten: [Option<SharedParts>; 2],
+    /// The kind's [`crate::Entity::is_cold_part`]: where a part is stored.
+    is_cold: fn(&str) -> bool,
     pub(crate) changed: bool,
     pub(crate) durable: bool,
     pub(crate) stop: bool,
@@ -19,8 +21,36 @@ pub struct Ctx {
 }
 
 impl Ctx {
-    pub(crate) fn new(id: EntityId, runtime: Runtime, timer: Option<u64>, unwritten: [Option<SharedParts>; 2]) -> Self {
-        Self { id, runtime, unwritten, changed: true, durable: false, stop: false, timer }
+    pub(crate) fn new(
+        id: EntityId,
+        runtime: Runtime,
+        timer: Option<u64>,
+        unwritten: [Option<SharedParts>; 2],
+        is_cold: fn(&str) -> bool,
+    ) -> Self {
+        Self { id, runtime, unwritten, is_cold, changed: true, durable: false, stop: false, timer }
+    }
+
+    /// Part `name` of this entity, hot or cold, as the entity last wrote it
+    /// (as [`Ctx::read_cold`] reads): for a kind that keeps an index of a
+    /// large collection in memory and drops the records themselves, reading
+    /// one back when a request needs it (a market listing being bought).
+    /// `None`: no such part, or it was deleted.
+    pub async fn read_part(&self, name: &str) -> Result<Option<Vec<u8>>, CallError> {
+        for unwritten in self.unwritten.iter().flatten() {
+            if let Some(value) = unwritten.get(name) {
+                return Ok(value.clone());
+            }
+        }
+        let storage_key = self.id.storage_key();
+        let key = if (self.is_cold)(name) { cold_part_key(&storage_key, name) } else { part_key(&storage_key, name) };
+        let stored = self
+            .runtime
+            .store()
+            .get(&key)
+            .await
+            .map_err(|e| CallError::Load(format!("{}: part {name:?}: {e}", self.id)))?;
+        Ok(stored.map(|r| r.value))
     }
 
     /// This entity's cold parts (see [`crate::Entity::is_cold_part`]) whose

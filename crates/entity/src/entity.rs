@@ -56,10 +56,12 @@ pub trait Entity: Serialize + DeserializeOwned + Send + 'static {
         false
     }
 
-    /// Whether [`Entity::is_cold_part`] is ever true for this kind: only
-    /// then does a handler's context carry the unwritten changes it needs
-    /// for [`Ctx::read_cold`].
-    const HAS_COLD_PARTS: bool = false;
+    /// Whether this kind's handlers read parts back from the store
+    /// ([`Ctx::read_cold`], [`Ctx::read_part`]): only then does a handler's
+    /// context carry the unwritten changes those reads must see. A kind
+    /// with cold parts reads them; a kind may also drop hot parts from
+    /// memory and read them back.
+    const READS_PARTS: bool = false;
 
     /// Gives the stored (hot) parts back, by name, after the snapshot loaded.
     fn load_parts(&mut self, _parts: Vec<(String, Vec<u8>)>) -> Result<(), String> {

@@ -66,12 +66,12 @@ async fn run_calls<E: Entity>(step: Step<'_, E>, msg: E::Msg, reply: Option<Repl
     let mut stop = false;
     while let Some((msg, reply)) = next.take() {
         let timer = slot.timer();
-        let unwritten = if E::HAS_COLD_PARTS {
+        let unwritten = if E::READS_PARTS {
             [Some(inst.parts.clone()), inst.inflight.as_ref().map(|f| f.parts.clone())]
         } else {
             [None, None]
         };
-        let mut ctx = Ctx::new(id.clone(), rt.clone(), timer, unwritten);
+        let mut ctx = Ctx::new(id.clone(), rt.clone(), timer, unwritten, E::is_cold_part);
         // Inline: this whole step is boxed by the caller.
         let answer = inst.state.handle(msg, &mut ctx).await;
         // The context shares the instance's unwritten parts: take what the
@@ -209,7 +209,7 @@ pub(crate) fn run_entity<E: Entity>(
         {
             // In a scope of its own: dropped by `drop(ctx)`, it still held a
             // place in the task's future until the end of the function.
-            let mut ctx = Ctx::new(id.clone(), rt.clone(), None, [None, None]);
+            let mut ctx = Ctx::new(id.clone(), rt.clone(), None, [None, None], E::is_cold_part);
             inst.state.activated(&mut ctx);
             slot.set_timer(ctx.timer);
         }

@@ -26,12 +26,13 @@ enum ArchiveMsg {
     Evict(String),
     InMemory,
     ReadCold(String),
+    ReadPart(String),
 }
 
 impl Entity for Archive {
     const KIND: &'static str = "archive";
     const HAS_PARTS: bool = true;
-    const HAS_COLD_PARTS: bool = true;
+    const READS_PARTS: bool = true;
     type Msg = ArchiveMsg;
     type Reply = Result<Vec<(String, String)>, CallError>;
 
@@ -76,6 +77,11 @@ impl Entity for Archive {
                 ctx.unchanged();
                 let parts = ctx.read_cold(&prefix).await?;
                 return Ok(parts.into_iter().map(|(n, v)| (n, String::from_utf8(v).unwrap())).collect());
+            }
+            ArchiveMsg::ReadPart(name) => {
+                ctx.unchanged();
+                let value = ctx.read_part(&name).await?;
+                return Ok(value.into_iter().map(|v| (name.clone(), String::from_utf8(v).unwrap())).collect());
             }
         }
         Ok(self.items.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
@@ -168,4 +174,28 @@ async fn a_key_with_a_control_character_is_refused() {
             other => panic!("{key:?}: {other:?}"),
         }
     }
+}
+
+#[tokio::test]
+async fn a_part_dropped_from_memory_reads_back_hot_or_cold_written_or_not() {
+    let clock = ManualClock::default();
+    let store: Arc<dyn Store> = Arc::new(MemoryStore::new());
+    let rt = runtime(store.clone(), &clock);
+    let read = |name: &str| rt.call::<Archive>("d", ArchiveMsg::ReadPart(name.into()));
+    rt.call::<Archive>("d", put("now/1", "on disk", true)).await.unwrap().unwrap();
+    rt.call::<Archive>("d", put("old/1", "cold on disk", true)).await.unwrap().unwrap();
+    rt.call::<Archive>("d", put("now/3", "deleted", true)).await.unwrap().unwrap();
+    rt.call::<Archive>("d", put("now/2", "unwritten", false)).await.unwrap().unwrap();
+    rt.call::<Archive>("d", ArchiveMsg::Delete("now/3".into())).await.unwrap().unwrap();
+    for name in ["now/1", "old/1", "now/2"] {
+        rt.call::<Archive>("d", ArchiveMsg::Evict(name.into())).await.unwrap().unwrap();
+    }
+    assert!(store.get(b"e/archive/d\0now/2").await.unwrap().is_none(), "not written yet");
+    assert!(store.get(b"e/archive/d\0now/3").await.unwrap().is_some(), "the deletion is not written yet");
+
+    assert_eq!(read("now/1").await.unwrap().unwrap(), pairs(&[("now/1", "on disk")]));
+    assert_eq!(read("old/1").await.unwrap().unwrap(), pairs(&[("old/1", "cold on disk")]), "from its own place");
+    assert_eq!(read("now/2").await.unwrap().unwrap(), pairs(&[("now/2", "unwritten")]));
+    assert!(read("now/3").await.unwrap().unwrap().is_empty(), "an unwritten deletion counts");
+    assert!(read("now/4").await.unwrap().unwrap().is_empty(), "never written");
 }

@@ -190,7 +190,7 @@ impl Entity for Guild {
     }
 
     const HAS_PARTS: bool = true;
-    const HAS_COLD_PARTS: bool = true;
+    const READS_PARTS: bool = true;
 
     fn is_cold_part(name: &str) -> bool {
         ChatLog::is_part(name)
