@@ -52,6 +52,22 @@ impl<V: Serialize + DeserializeOwned> PartMap<V> {
         Some(v)
     }
 
+    /// Holds `value` in memory as read back from its stored part: not a
+    /// change.
+    pub fn cache(&mut self, key: u64, value: V) {
+        self.map.insert(key, value);
+    }
+
+    /// Drops the entry from memory, keeping its stored part, unless it
+    /// changed since the last `take_changes` (then it must be written
+    /// first); returns whether it was dropped.
+    pub fn forget(&mut self, key: &u64) -> bool {
+        if self.changed.contains(key) {
+            return false;
+        }
+        self.map.remove(key).is_some()
+    }
+
     /// Removes the entry with the smallest key.
     pub fn pop_first(&mut self) -> Option<(u64, V)> {
         let (k, v) = self.map.pop_first()?;

@@ -5,7 +5,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use guildhall_entity::{ManualClock, Runtime};
-use guildhall_game::market::{sale_fee, Market, MarketMsg, MarketReply, OpRef, LISTING_TTL_MS};
+use guildhall_game::market::{
+    sale_fee, ListingStatus, Market, MarketMsg, MarketReply, OpRef, CHEAPEST_IN_MEMORY, LISTING_TTL_MS,
+};
 use guildhall_game::rules::START_GOLD;
 use guildhall_game::{Change, ChangeKind, GameError, MarketError, Player, PlayerMsg, PlayerReply};
 use guildhall_store::{MemoryStore, Store};
@@ -186,4 +188,69 @@ async fn listings_are_parts_one_record_each_and_old_inline_snapshots_move_into_t
         panic!("listings of")
     };
     assert_eq!(listings.len(), 1, "the seller index is rebuilt on activation");
+}
+
+/// The listings of shard 9 whose records are not in memory, by number.
+async fn not_in_memory(rt: &Runtime) -> Vec<u64> {
+    let m = rt.state_json("market", "9").await.unwrap().unwrap();
+    let listings = m["listings"].as_object().unwrap();
+    listings.values().filter(|l| l["in_memory"] == false).map(|l| l["n"].as_u64().unwrap()).collect()
+}
+
+#[tokio::test]
+async fn only_the_cheapest_open_listings_stay_in_memory_the_others_are_read_back_when_used() {
+    let clock = ManualClock::default();
+    let store: Arc<dyn Store> = Arc::new(MemoryStore::new());
+    let rt = runtime(store.clone(), &clock);
+    // Listing n is seller s{n}'s, at 100 + n gold: the dearest are listed last.
+    let total = CHEAPEST_IN_MEMORY as u64 + 60;
+    for n in 1..=total {
+        give(&rt, &format!("s{n}"), 9, 1).await;
+        list(&rt, &format!("s{n}"), 1, 100 + n).await;
+    }
+    let mut cold = not_in_memory(&rt).await;
+    cold.sort();
+    assert!(cold.len() >= 20, "dear listings leave memory: {cold:?}");
+    assert!(cold.iter().all(|n| *n > CHEAPEST_IN_MEMORY as u64), "never one of the cheapest: {cold:?}");
+    let (a, b, c) = (cold[0], cold[1], cold[2]);
+
+    // A purchase, a cancellation and a seller's own listings read them back.
+    let buy = market(&rt, MarketMsg::Buy { listing: a, buyer: "buyer".into() }).await.unwrap();
+    let MarketReply::Started(op) = buy else { panic!("{buy:?}") };
+    let Ok(MarketReply::Done(sold)) = settle(&rt, op).await else { panic!("the purchase completes") };
+    assert_eq!((sold.seller.as_str(), sold.status), (format!("s{a}").as_str(), ListingStatus::Sold));
+    assert_eq!(count(&player(&rt, "buyer").await, 9), 1);
+    assert_eq!(player(&rt, &format!("s{a}")).await.gold, START_GOLD + 100 + a - sale_fee(100 + a));
+    let cancel = market(&rt, MarketMsg::Cancel { listing: b, player: format!("s{b}") }).await.unwrap();
+    let MarketReply::Started(op) = cancel else { panic!("{cancel:?}") };
+    let Ok(MarketReply::Done(cancelled)) = settle(&rt, op).await else { panic!("the cancellation completes") };
+    assert_eq!(cancelled.status, ListingStatus::Cancelled);
+    assert_eq!(count(&player(&rt, &format!("s{b}")).await, 9), 1, "the card is back");
+    let mine = market(&rt, MarketMsg::ListingsOf { player: format!("s{c}") }).await.unwrap();
+    let MarketReply::Listings { listings, total: 1 } = mine else { panic!("{mine:?}") };
+    assert_eq!(listings[0].listing_id, format!("9-{c}"));
+    let browse = market(&rt, MarketMsg::Browse { max_price: None, limit: 1 }).await.unwrap();
+    assert!(matches!(browse, MarketReply::Listings { total: t, .. } if t == total - 2), "{browse:?}");
+
+    // After a restart, the book is whole and the dear records stay out.
+    rt.flush_all().await;
+    drop(rt);
+    let rt = runtime(store.clone(), &clock);
+    let browse = market(&rt, MarketMsg::Browse { max_price: Some(100 + c), limit: 100 }).await.unwrap();
+    let MarketReply::Listings { listings, total: open } = browse else { panic!("{browse:?}") };
+    assert_eq!(open, c - 2, "listings up to c's price, but a's and b's");
+    assert_eq!(listings.len(), 100);
+    assert!(!not_in_memory(&rt).await.is_empty());
+
+    // Expiry reads them back too: every seller but a's gets the card back.
+    clock.advance(Duration::from_millis(LISTING_TTL_MS));
+    for _ in 0..10 {
+        rt.maintain().await;
+    }
+    for n in (1..=total).filter(|n| *n != a) {
+        assert_eq!(count(&player(&rt, &format!("s{n}")).await, 9), 1, "s{n}");
+    }
+    let m = rt.state_json("market", "9").await.unwrap().unwrap();
+    assert!(m["listings"].as_object().unwrap().is_empty(), "{m}");
+    assert_eq!(m["cards_held"], 0);
 }

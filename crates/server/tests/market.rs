@@ -136,6 +136,11 @@ async fn listing_escrows_cards_browse_filters_and_cancel_returns_them() {
     let page2 = other.market_browse(page2).await.unwrap();
     assert_eq!(page2.listings.iter().map(|l| l.listing_id.as_str()).collect::<Vec<_>>(), ["4-3", "9-1"]);
     assert_eq!(page2.total, 5);
+    let deepest = pb::MarketBrowseRequest { offset: 900, ..Default::default() };
+    assert!(other.market_browse(deepest).await.unwrap().listings.is_empty());
+    let too_deep = pb::MarketBrowseRequest { offset: 901, ..Default::default() };
+    let e = other.market_browse(too_deep).await.unwrap_err();
+    assert_eq!(status(&e), Status::BadRequest, "paging stops: {e}");
 
     // Cancel: seller only; the cards come back; the listing is gone.
     let e = other.market_cancel("9-1").await.unwrap_err();

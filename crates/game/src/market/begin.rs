@@ -46,7 +46,7 @@ impl Market {
             state: ListingState::Escrowing,
         };
         self.listings.insert(n, listing);
-        self.by_seller.entry(seller.to_string()).or_default().insert(n);
+        self.book.add_seller(seller, n);
         Ok(n)
     }
 

@@ -17,4 +17,8 @@ pub enum MarketError {
     ListingCountOutOfRange { count: u32, max: u32 },
     #[error("too many listings: at most {max} on the market at once")]
     TooManyListings { max: u32 },
+    /// The shard could not read a listing back from the store: the request
+    /// changed nothing and may be sent again.
+    #[error("the market could not read {0}; try again")]
+    MarketRetryLater(String),
 }

@@ -5,7 +5,7 @@ use guildhall_entity::Ctx;
 use super::feed::Feed;
 use super::model::*;
 use super::msg::*;
-use super::rules::{DRIVE_ROUNDS, FEED_EVERY_MS, WAKE_EVERY_MS};
+use super::rules::{DRIVE_ROUNDS, EXPIRE_BATCH, FEED_EVERY_MS, WAKE_EVERY_MS};
 use super::shard::{Market, Step};
 use crate::{GameError, GameEvent};
 
@@ -14,12 +14,14 @@ impl Market {
         let now = ctx.now_ms();
         match msg {
             MarketMsg::List { seller, count, price, others_active } => {
+                self.load(&self.book.of_seller(&seller), ctx).await.inspect_err(|_| ctx.unchanged())?;
                 let n = self.begin_list(&seller, count, price, others_active, now).inspect_err(|_| ctx.unchanged())?;
                 // The intent is on disk before the seller's cards move.
                 ctx.durable();
                 Ok(MarketReply::Started(OpRef::Listing(n)))
             }
             MarketMsg::Buy { listing, buyer } => {
+                self.load(&[listing], ctx).await.inspect_err(|_| ctx.unchanged())?;
                 let before = self.next_op;
                 let begin = self.begin_buy(listing, &buyer).inspect_err(|_| ctx.unchanged())?;
                 if self.next_op == before {
@@ -30,6 +32,7 @@ impl Market {
                 Ok(begin.into())
             }
             MarketMsg::Cancel { listing, player } => {
+                self.load(&[listing], ctx).await.inspect_err(|_| ctx.unchanged())?;
                 let was = self.listings.get(&listing).map(|l| l.state.clone());
                 let begin = self.begin_cancel(listing, &player).inspect_err(|_| ctx.unchanged())?;
                 if was == Some(ListingState::Open) {
@@ -55,18 +58,20 @@ impl Market {
             }
             MarketMsg::Browse { max_price, limit } => {
                 ctx.unchanged();
+                self.load(&self.book.page(max_price, limit as usize).0, ctx).await?;
                 let (listings, total) = self.browse(max_price, limit);
                 Ok(MarketReply::Listings { listings, total })
             }
             MarketMsg::ListingsOf { player } => {
                 ctx.unchanged();
+                self.load(&self.book.of_seller(&player), ctx).await?;
                 let listings: Vec<ListingView> = self.active_of(&player).map(Listing::view).collect();
                 let total = listings.len() as u64;
                 Ok(MarketReply::Listings { listings, total })
             }
-            MarketMsg::Tick => Ok(self.expire(ctx)),
+            MarketMsg::Tick => self.expire(ctx).await,
             MarketMsg::Drive => Ok(self.drive(ctx).await),
-            MarketMsg::Wake if self.wake_round == 0 => Ok(self.expire(ctx)),
+            MarketMsg::Wake if self.wake_round == 0 => self.expire(ctx).await,
             MarketMsg::Wake => Ok(self.drive(ctx).await),
         }
     }
@@ -75,15 +80,17 @@ impl Market {
 impl Market {
     /// Marks listings past their expiry as returning (their cards go back
     /// by `Drive`, after this is written).
-    fn expire(&mut self, ctx: &mut Ctx) -> MarketReply {
+    async fn expire(&mut self, ctx: &mut Ctx) -> Result<MarketReply, GameError> {
         // The feed, if due, goes out after this handler.
-        let expired = self.expire_due(ctx.now_ms());
+        let now = ctx.now_ms();
+        self.load(&self.book.due(now, EXPIRE_BATCH), ctx).await.inspect_err(|_| ctx.unchanged())?;
+        let expired = self.expire_due(now);
         if expired > 0 {
             ctx.durable();
         } else {
             ctx.unchanged();
         }
-        MarketReply::Ticked { expired, pending: self.pending_ops().len() as u32 }
+        Ok(MarketReply::Ticked { expired, pending: self.pending_ops().len() as u32 })
     }
 
     /// Advances every pending operation by one step.
@@ -119,14 +126,13 @@ impl Market {
             }
             self.wake_round = 0;
         }
-        let busy = !self.listings.is_empty() || !self.buys.is_empty() || !self.feed.is_empty();
+        let busy =
+            !self.listings.is_empty() || self.book.open_len() > 0 || !self.buys.is_empty() || !self.feed.is_empty();
         if !busy {
             ctx.clear_timer();
             return;
         }
-        // Listings are numbered in the order they were made, and all live
-        // equally long: the first one expires first.
-        let first_expiry = self.listings.values().next().map_or(u64::MAX, |l| l.expires_at_ms);
+        let first_expiry = self.book.first_expiry().unwrap_or(u64::MAX);
         let due = (now + WAKE_EVERY_MS).min(first_expiry);
         if ctx.timer().is_none_or(|at| at > due) {
             ctx.set_timer(due);

@@ -33,12 +33,14 @@
 //! are open, returning or sold but not yet delivered) and `fees_burnt`.
 
 mod begin;
+mod book;
 mod error;
 mod feed;
 mod handle;
 pub mod model;
 mod msg;
 pub mod ops;
+mod records;
 pub mod rules;
 mod settle;
 mod shard;

@@ -127,11 +127,6 @@ impl Listing {
     pub(super) fn cards(&self, sign: i64) -> Vec<(u32, i64)> {
         vec![(self.kind, sign * self.count as i64)]
     }
-
-    /// Where the listing sorts in a browse: cheapest, then oldest.
-    pub(super) fn browse_key(&self) -> (u64, u64, u64) {
-        (self.price, self.created_at_ms, self.n)
-    }
 }
 
 /// A purchase between its intent and its end.

@@ -24,6 +24,10 @@ const MAX_SETTLE_ROUNDS: usize = 6;
 /// Default and largest browse page.
 pub const DEFAULT_PAGE: u32 = 20;
 pub const MAX_PAGE: u32 = 100;
+/// Deepest browse offset: each shard reads `offset + limit` listings, most
+/// of them from the store, so paging stops here and a player narrows the
+/// filter instead.
+pub const MAX_OFFSET: u32 = 900;
 
 /// What a browse asks for. Empty lists and zeros do not filter.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]

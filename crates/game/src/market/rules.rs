@@ -40,3 +40,9 @@ pub const WAKE_EVERY_MS: u64 = 1_000;
 /// Rounds of `Drive` a wake runs right after its `Tick` (a purchase needs
 /// three steps); what is still pending waits for the next wake.
 pub const DRIVE_ROUNDS: u8 = 3;
+/// Open listings whose records a shard keeps in memory besides those in
+/// use: the cheapest, which is what browsing shows and buyers buy.
+pub const CHEAPEST_IN_MEMORY: usize = 100;
+/// Most listings one wake marks expired (each record is read back first);
+/// the rest wait for the next wake.
+pub const EXPIRE_BATCH: usize = 500;

@@ -15,6 +15,16 @@ impl Market {
     /// Advances `op` by one step. Every player step is an idempotent
     /// `Apply`; a failed call leaves the step to be retried.
     pub(super) async fn advance(&mut self, op: OpRef, ctx: &Ctx) -> Step {
+        // An open listing's record may be in the store only.
+        let listing = match op {
+            OpRef::Listing(n) => Some(n),
+            OpRef::Buy(op) => self.buys.get(&op).map(|b| b.listing),
+        };
+        if let Some(n) = listing {
+            if let Err(e) = self.load(&[n], ctx).await {
+                return Step::Stalled(e.to_string());
+            }
+        }
         match op {
             OpRef::Listing(n) => self.advance_listing(n, ctx).await,
             OpRef::Buy(op) => self.advance_buy(op, ctx).await,
@@ -46,7 +56,7 @@ impl Market {
                     }
                     Err(StepError::Refused(refused)) => {
                         self.listings.remove(&n);
-                        self.unindex(&listing.seller, n);
+                        self.book.remove_seller(&listing.seller, n);
                         self.finish(OpRef::Listing(n), Err(refused))
                     }
                     Err(StepError::Unknown(stalled)) => Step::Stalled(stalled),

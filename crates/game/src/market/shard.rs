@@ -1,10 +1,11 @@
 //! One market shard: its state, its indexes, and how it is stored.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 
 use guildhall_entity::{Ctx, Entity};
 use serde::{Deserialize, Serialize};
 
+use super::book::Book;
 use super::feed::Feed;
 use super::model::*;
 use super::msg::*;
@@ -27,8 +28,12 @@ pub struct Market {
     pub next_listing: u64,
     /// Last purchase number used.
     pub next_op: u64,
-    /// Listings by number: in parts `l/{n}`, one record each (the snapshot
+    /// Records of listings by number, stored in parts `l/{n}` (the snapshot
     /// skips them; an old snapshot's inline listings are read and moved).
+    /// In memory: every listing that is not open (escrowing, returning,
+    /// sold: operations in flight), and of the open ones those a request
+    /// touched and the cheapest (what a browse shows); the others are read
+    /// back when needed ([`Market::load`]). [`Market::book`] indexes them all.
     #[serde(default, skip_serializing)]
     pub listings: PartMap<Listing>,
     pub buys: BTreeMap<u64, PendingBuy>,
@@ -53,20 +58,15 @@ pub struct Market {
     /// Last number given to an entry of `closed` or `finished`.
     #[serde(default)]
     pub seq: u64,
-    /// Listing numbers by seller, of every listing not yet closed (a
-    /// superset of the active ones: the state is checked on use). Answers
-    /// `ListingsOf`, which every `market.list` asks of all 16 shards,
-    /// without a scan of the shard's listings. Derived, not stored.
+    /// The index of the listings: open ones (browse order, expiry) and
+    /// whose they are. Derived, not stored: rebuilt from the records at
+    /// activation.
     #[serde(skip)]
-    pub by_seller: std::collections::HashMap<String, BTreeSet<u64>>,
-    /// The open listings in browse order: (price, created at, number).
-    /// Derived, not stored; kept by [`Market::set_open`] and
-    /// [`Market::take_off_market`]. A browse walks the cheapest entries
-    /// instead of every listing of the shard: in a long run a shard holds
-    /// thousands and browsing them all grew to 4-6 % of the server's CPU
-    /// (docs/bench-log/scaling-rounds.md, "Long runs").
+    pub book: Book,
+    /// Records in memory above which open ones beyond the cheapest are
+    /// dropped again (see [`Market::trim`]).
     #[serde(skip)]
-    pub open: BTreeSet<(u64, u64, u64)>,
+    pub(super) trim_at: usize,
     /// What changed since the last feed event: published as one
     /// [`MarketEvent::Feed`] per shard at most every [`FEED_EVERY_MS`],
     /// instead of one event per change, so that the cost of reaching every
@@ -102,32 +102,36 @@ impl Market {
             closed: PartMap::default(),
             finished: PartMap::default(),
             seq: 0,
-            by_seller: Default::default(),
-            open: BTreeSet::new(),
+            book: Book::default(),
+            trim_at: 0,
             feed: Feed::default(),
             feed_sent_ms: None,
             wake_round: 0,
         }
     }
 
-    /// Listings of `player` that count against [`MAX_ACTIVE_LISTINGS`].
+    /// Listings of `player` that count against [`MAX_ACTIVE_LISTINGS`]
+    /// (escrowing and open), of those in memory: [`Market::load`] them first.
     pub fn active_of<'a>(&'a self, player: &'a str) -> impl Iterator<Item = &'a Listing> + 'a {
-        self.by_seller
-            .get(player)
+        self.book
+            .of_seller(player)
             .into_iter()
-            .flatten()
-            .filter_map(|n| self.listings.get(n))
-            .filter(|l| matches!(l.state, ListingState::Escrowing | ListingState::Open))
+            .filter_map(|n| self.listings.get(&n))
+            .filter(move |l| l.seller == player && matches!(l.state, ListingState::Escrowing | ListingState::Open))
     }
 
-    /// Rebuilds `by_seller` and `open` from the listings (after loading).
+    /// Rebuilds the book from the records (after loading, when they are
+    /// all in memory).
     pub fn rebuild_indexes(&mut self) {
-        self.by_seller.clear();
-        self.open.clear();
-        for (n, l) in self.listings.iter() {
-            self.by_seller.entry(l.seller.clone()).or_default().insert(*n);
-            if l.state == ListingState::Open {
-                self.open.insert(l.browse_key());
+        self.book.clear();
+        for l in self.listings.values() {
+            match l.state {
+                ListingState::Open => {
+                    self.book.open(l);
+                    self.book.add_seller(&l.seller, l.n);
+                }
+                ListingState::Escrowing => self.book.add_seller(&l.seller, l.n),
+                _ => {}
             }
         }
     }
@@ -136,25 +140,17 @@ impl Market {
     pub(super) fn set_open(&mut self, n: u64) {
         if let Some(l) = self.listings.get_mut(&n) {
             l.state = ListingState::Open;
-            self.open.insert(l.browse_key());
+            self.book.open(l);
         }
     }
 
-    /// Moves listing `n` to `state` (sold, returning): it is no longer open.
+    /// Moves listing `n` to `state` (sold, returning): it is no longer open,
+    /// nor counts against its seller's limit.
     pub(super) fn take_off_market(&mut self, n: u64, state: ListingState) {
         if let Some(l) = self.listings.get_mut(&n) {
-            self.open.remove(&l.browse_key());
+            self.book.close(n);
+            self.book.remove_seller(&l.seller, n);
             l.state = state;
-        }
-    }
-
-    /// Listing `n` of `seller` left the books.
-    pub(super) fn unindex(&mut self, seller: &str, n: u64) {
-        if let Some(set) = self.by_seller.get_mut(seller) {
-            set.remove(&n);
-            if set.is_empty() {
-                self.by_seller.remove(seller);
-            }
         }
     }
 
@@ -176,33 +172,27 @@ impl Market {
         }
     }
 
-    /// Marks open listings past their expiry as returning; returns how many.
+    /// Marks open listings past their expiry as returning, at most
+    /// [`EXPIRE_BATCH`] (of those in memory: [`Market::load`] the
+    /// [`Book::due`] ones first); returns how many.
     pub fn expire_due(&mut self, now_ms: u64) -> u32 {
-        let due: Vec<u64> = self
-            .listings
-            .iter()
-            .filter(|(_, l)| l.state == ListingState::Open && l.expires_at_ms <= now_ms)
-            .map(|(n, _)| *n)
-            .collect();
-        for n in &due {
-            self.take_off_market(*n, ListingState::Returning { reason: CloseReason::Expired });
+        let due = self.book.due(now_ms, EXPIRE_BATCH);
+        let mut expired = 0;
+        for n in due {
+            if self.listings.contains_key(&n) {
+                self.take_off_market(n, ListingState::Returning { reason: CloseReason::Expired });
+                expired += 1;
+            }
         }
-        due.len() as u32
+        expired
     }
 
-    /// Open listings at most `max_price`: cheapest first, then oldest, then
-    /// by number; at most `limit`, with the total that matched.
+    /// Open listings at most `max_price`: cheapest first, then listed first;
+    /// at most `limit`, with the total that matched. The page's records must
+    /// be in memory ([`Market::load`]).
     pub fn browse(&self, max_price: Option<u64>, limit: u32) -> (Vec<ListingView>, u64) {
-        let matching = self.open.range(..=(max_price.unwrap_or(u64::MAX), u64::MAX, u64::MAX));
-        // The count walks only the index (24 bytes an entry), and only when
-        // a price bound leaves some listings out.
-        let total = match max_price {
-            None => self.open.len(),
-            Some(_) => matching.clone().count(),
-        };
-        let page =
-            matching.take(limit as usize).filter_map(|(_, _, n)| self.listings.get(n)).map(Listing::view).collect();
-        (page, total as u64)
+        let (page, total) = self.book.page(max_price, limit as usize);
+        (page.iter().filter_map(|n| self.listings.get(n)).map(Listing::view).collect(), total)
     }
 
     /// Whether `op` still has steps to take.
@@ -245,8 +235,8 @@ impl Market {
         let Some(listing) = self.listings.remove(&n) else {
             return Err(MarketError::ListingGone(listing_id(self.kind, n)));
         };
-        self.unindex(&listing.seller, n);
-        self.open.remove(&listing.browse_key());
+        self.book.close(n);
+        self.book.remove_seller(&listing.seller, n);
         self.cards_held -= listing.count as u64;
         let status = match reason {
             CloseReason::Sold => ListingStatus::Sold,
@@ -288,6 +278,7 @@ impl Entity for Market {
     fn activated(&mut self, _ctx: &mut Ctx) {
         // After the snapshot and the parts (or an old inline snapshot) loaded.
         self.rebuild_indexes();
+        self.trim();
     }
 
     fn load_parts(&mut self, parts: Vec<(String, Vec<u8>)>) -> Result<(), String> {
@@ -305,7 +296,7 @@ impl Entity for Market {
     fn state_json(&self) -> serde_json::Value {
         let mut v = serde_json::to_value(self).unwrap_or(serde_json::Value::Null);
         if let Some(obj) = v.as_object_mut() {
-            obj.insert("listings".into(), self.listings.to_json());
+            obj.insert("listings".into(), self.listings_json());
             obj.insert("closed".into(), self.closed.to_json());
             obj.insert("finished".into(), self.finished.to_json());
         }
@@ -319,6 +310,7 @@ impl Entity for Market {
     async fn handle(&mut self, msg: MarketMsg, ctx: &mut Ctx) -> Self::Reply {
         let woken = matches!(msg, MarketMsg::Wake);
         let reply = self.handle_inner(msg, ctx).await;
+        self.trim();
         self.publish_feed_if_due(ctx);
         self.schedule(ctx, woken, &reply);
         reply

@@ -117,24 +117,24 @@ fn cancel_is_for_the_seller_and_expiry_follows_the_clock() {
 #[test]
 fn browse_sorts_by_price_then_age_and_pages() {
     let mut m = Market::new(0);
-    open(&mut m, "s", 30, T0 + 2);
-    open(&mut m, "s", 10, T0 + 5);
-    open(&mut m, "s", 30, T0 + 1);
     open(&mut m, "s", 99, T0);
-    let _escrowing = m.begin_list("s", 1, 1, 0, T0).unwrap();
+    open(&mut m, "s", 30, T0 + 1);
+    open(&mut m, "s", 10, T0 + 2);
+    open(&mut m, "s", 30, T0 + 5);
+    let _escrowing = m.begin_list("s", 1, 1, 0, T0 + 6).unwrap();
     let (page, total) = m.browse(Some(50), 2);
     assert_eq!(total, 3, "escrowing and too dear ones do not match");
     let ids: Vec<_> = page.iter().map(|v| v.listing_id.as_str()).collect();
-    assert_eq!(ids, ["0-2", "0-3"], "cheapest first; equal prices oldest first");
+    assert_eq!(ids, ["0-3", "0-2"], "cheapest first; equal prices listed first");
     assert_eq!(m.browse(None, 10).1, 4);
 
     // The index follows every way off the market, and a reload.
-    assert_eq!(m.begin_cancel(3, "s"), Ok(Begin::Started(OpRef::Listing(3))));
+    assert_eq!(m.begin_cancel(4, "s"), Ok(Begin::Started(OpRef::Listing(4))));
     assert_eq!(m.expire_due(T0 + LISTING_TTL_MS), 1, "the dearest (listed first) expired");
     let ids = |m: &Market| m.browse(None, 10).0.into_iter().map(|v| v.listing_id).collect::<Vec<_>>();
-    assert_eq!(ids(&m), ["0-2", "0-1"]);
+    assert_eq!(ids(&m), ["0-3", "0-2"]);
     let mut reloaded = m.clone();
-    reloaded.open.clear();
+    reloaded.book.clear();
     reloaded.rebuild_indexes();
-    assert_eq!(ids(&reloaded), ["0-2", "0-1"]);
+    assert_eq!(ids(&reloaded), ["0-3", "0-2"]);
 }

@@ -61,6 +61,11 @@ pub async fn run(rt: &Runtime, session: &Arc<Session>, m: &str, payload: &[u8]) 
         }
         method::MARKET_BROWSE => {
             let req = decode::<pb::MarketBrowseRequest>(payload)?;
+            if req.offset > ops::MAX_OFFSET {
+                let why =
+                    format!("offset {} is past {}: narrow the filter (kinds, max_price)", req.offset, ops::MAX_OFFSET);
+                return Err(Answer::err(Status::BadRequest, why));
+            }
             let query = BrowseQuery {
                 kinds: req.kinds,
                 rarities: req.rarities.iter().map(|r| rarity(*r)).collect::<Result<_, _>>()?,
@@ -134,6 +139,7 @@ pub(super) fn status(e: &MarketError) -> Status {
         MarketError::PriceOutOfRange { .. } => Status::PriceOutOfRange,
         MarketError::ListingCountOutOfRange { .. } => Status::ListingCountOutOfRange,
         MarketError::TooManyListings { .. } => Status::TooManyListings,
+        MarketError::MarketRetryLater(_) => Status::Unavailable,
     }
 }
 
