@@ -21,7 +21,7 @@ pub mod txkey;
 pub use catalogue::{CardDef, Rarity, CATALOGUE};
 pub use error::{ExpeditionError, GameError, GuildError, MarketError, PlayerError};
 pub use event::GameEvent;
-pub use player::{CardView, Change, ChangeKind, Player, PlayerMsg, PlayerReply, PlayerView};
+pub use player::{CardView, Change, ChangeKind, Player, PlayerMsg, PlayerReply, PlayerView, REMEMBERED_TXS};
 
 use guildhall_entity::{CallError, Runtime, RuntimeBuilder};
 

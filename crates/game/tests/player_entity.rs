@@ -4,8 +4,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use guildhall_entity::{ManualClock, Runtime};
-use guildhall_game::rules::{BATTLE_MANA_COST, MANA_CAP, MANA_REGEN_MS};
-use guildhall_game::{GuildError, Player, PlayerError, PlayerMsg, PlayerReply};
+use guildhall_game::rules::{BATTLE_MANA_COST, MANA_CAP, MANA_REGEN_MS, START_GOLD};
+use guildhall_game::{
+    Change, ChangeKind, GameError, GuildError, Player, PlayerError, PlayerMsg, PlayerReply, REMEMBERED_TXS,
+};
 use guildhall_store::{MemoryStore, Store};
 
 fn runtime(store: Arc<dyn Store>, clock: &ManualClock) -> Runtime {
@@ -62,4 +64,64 @@ async fn a_player_can_be_claimed_by_one_guild_only() {
     // ... the right one frees the player.
     rt.call::<Player>("p", PlayerMsg::ReleaseGuild { guild: "g1".into() }).await.unwrap().unwrap();
     assert!(rt.call::<Player>("p", claim("g2")).await.unwrap().is_ok());
+}
+
+async fn gold(rt: &Runtime, id: &str) -> u64 {
+    match rt.call::<Player>(id, PlayerMsg::Get).await.unwrap().unwrap() {
+        PlayerReply::Profile(v) => v.gold,
+        other => panic!("{other:?}"),
+    }
+}
+
+fn step(tx: &str, gold: i64) -> PlayerMsg {
+    let change = Change { gold, kind: ChangeKind::Reward, ..Change::default() };
+    PlayerMsg::Apply { tx: tx.into(), change, notify: false, notice: None }
+}
+
+#[tokio::test]
+async fn remembered_steps_are_parts_one_a_step_and_survive_a_restart() {
+    let clock = ManualClock::default();
+    let store: Arc<dyn Store> = Arc::new(MemoryStore::new());
+    let rt = runtime(store.clone(), &clock);
+    for i in 0..40 {
+        rt.call::<Player>("r", step(&format!("step/{i}"), 1)).await.unwrap().unwrap();
+    }
+    let too_dear = step("step/refused", -(START_GOLD as i64 + 1_000));
+    let refused = rt.call::<Player>("r", too_dear.clone()).await.unwrap();
+    assert!(matches!(refused, Err(GameError::Player(PlayerError::NotEnoughGold { .. }))), "{refused:?}");
+    rt.flush_all().await;
+    let snapshot: serde_json::Value =
+        serde_json::from_slice(&store.get(b"e/player/r").await.unwrap().unwrap().value).unwrap();
+    assert!(snapshot.get("applied").is_none(), "the snapshot carries no outcomes: {snapshot}");
+    let parts = store.scan_prefix(b"e/player/r\0").await.unwrap();
+    assert_eq!(parts.len(), REMEMBERED_TXS, "a ring: one part a slot");
+
+    drop(rt);
+    let rt = runtime(store.clone(), &clock);
+    assert_eq!(gold(&rt, "r").await, START_GOLD + 40);
+    rt.call::<Player>("r", step("step/39", 1)).await.unwrap().unwrap();
+    assert_eq!(gold(&rt, "r").await, START_GOLD + 40, "a retry is not applied again");
+    rt.call::<Player>("r", step("rich", 10_000)).await.unwrap().unwrap();
+    assert_eq!(rt.call::<Player>("r", too_dear).await.unwrap(), refused, "a refusal is remembered too");
+    rt.call::<Player>("r", step("step/0", 1)).await.unwrap().unwrap();
+    assert_eq!(gold(&rt, "r").await, START_GOLD + 10_041, "the oldest steps are forgotten");
+}
+
+#[tokio::test]
+async fn an_older_snapshot_with_its_outcomes_inline_moves_them_into_parts() {
+    let clock = ManualClock::default();
+    let store: Arc<dyn Store> = Arc::new(MemoryStore::new());
+    let mut old = serde_json::to_value(Player::new("o", 0)).unwrap();
+    old["applied"] = serde_json::json!([["old/1", null]]);
+    store.put(b"e/player/o", serde_json::to_vec(&old).unwrap(), 0).await.unwrap();
+    let rt = runtime(store.clone(), &clock);
+    rt.call::<Player>("o", step("old/1", 1)).await.unwrap().unwrap();
+    assert_eq!(gold(&rt, "o").await, START_GOLD, "the step was already applied");
+    rt.flush_all().await;
+    let parts = store.scan_prefix(b"e/player/o\0").await.unwrap();
+    assert_eq!(parts.len(), 1, "{parts:?}");
+    drop(rt);
+    let rt = runtime(store.clone(), &clock);
+    rt.call::<Player>("o", step("old/1", 1)).await.unwrap().unwrap();
+    assert_eq!(gold(&rt, "o").await, START_GOLD, "still known after the move");
 }

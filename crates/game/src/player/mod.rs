@@ -4,13 +4,15 @@
 mod cards;
 mod error;
 pub mod ops;
+mod remembered;
 mod snapshot_form;
 
 pub use cards::CardStack;
 pub use error::PlayerError;
+pub use remembered::Remembered;
 
 use crate::GuildError;
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::BTreeMap;
 
 use guildhall_entity::{Ctx, Entity};
 use serde::{Deserialize, Serialize};
@@ -43,7 +45,7 @@ pub struct Player {
     pub mana_at_ms: u64,
     pub level: u32,
     pub experience: u64,
-    /// Stored compactly (`snapshot_form`), like `applied`.
+    /// Stored compactly (`snapshot_form`).
     #[serde(with = "self::snapshot_form::cards")]
     pub cards: BTreeMap<u32, CardStack>,
     pub rng: SplitMix64,
@@ -72,10 +74,10 @@ pub struct Player {
     pub banned: Option<String>,
     /// Outcomes of recent transaction steps, by transaction id (hashed:
     /// [`TxKey`]), so that a retried step returns its first outcome and never
-    /// applies twice. The refusal is boxed: most steps succeed, and an entry
-    /// stays 16 bytes.
-    #[serde(default, with = "self::snapshot_form::applied")]
-    pub applied: VecDeque<(TxKey, Option<Box<GameError>>)>,
+    /// applies twice. Stored as parts, one a step ([`Remembered`]); an
+    /// older snapshot's inline list is read and moved.
+    #[serde(default, skip_serializing, deserialize_with = "self::remembered::from_inline")]
+    pub applied: Remembered,
 }
 
 /// How many transaction outcomes a player remembers. A hub retries an
@@ -250,7 +252,7 @@ impl Player {
             guild: None,
             token_generation: 0,
             banned: None,
-            applied: VecDeque::new(),
+            applied: Remembered::default(),
         }
     }
 
@@ -302,11 +304,7 @@ impl Player {
 
     /// The remembered outcome of transaction step `tx`, if it was applied.
     pub fn outcome_of(&self, tx: &str) -> Option<Result<(), GameError>> {
-        let key = TxKey::of(tx);
-        self.applied.iter().rev().find(|(id, _)| *id == key).map(|(_, e)| match e {
-            None => Ok(()),
-            Some(e) => Err((**e).clone()),
-        })
+        self.applied.outcome_of(TxKey::of(tx))
     }
 
     /// Applies `change` unless it would take more than the player has; all
@@ -358,10 +356,7 @@ impl Player {
             return outcome;
         }
         let outcome = self.apply(change);
-        self.applied.push_back((TxKey::of(tx), outcome.clone().err().map(Box::new)));
-        while self.applied.len() > REMEMBERED_TXS {
-            self.applied.pop_front();
-        }
+        self.applied.remember(TxKey::of(tx), outcome.clone());
         outcome
     }
 
@@ -477,12 +472,30 @@ impl Entity for Player {
         Player::new(key, now_ms)
     }
 
+    const HAS_PARTS: bool = true;
+
+    fn take_part_changes(&mut self) -> Vec<(String, Option<Vec<u8>>)> {
+        let mut out = Vec::new();
+        self.applied.take_changes(&mut out);
+        out
+    }
+
+    fn load_parts(&mut self, parts: Vec<(String, Vec<u8>)>) -> Result<(), String> {
+        if let Some(name) = parts.iter().map(|(n, _)| n).find(|n| !Remembered::is_part(n)) {
+            return Err(format!("unknown part {name:?}"));
+        }
+        if let Some(applied) = Remembered::from_parts(&parts)? {
+            self.applied = applied;
+        }
+        Ok(())
+    }
+
     /// The readable forms of the collections the snapshot stores compactly.
     fn state_json(&self) -> serde_json::Value {
         let mut v = serde_json::to_value(self).unwrap_or(serde_json::Value::Null);
         if let Some(obj) = v.as_object_mut() {
             obj.insert("cards".into(), serde_json::json!(self.cards));
-            obj.insert("applied".into(), self::snapshot_form::applied::readable(&self.applied));
+            obj.insert("applied".into(), self.applied.readable());
         }
         v
     }

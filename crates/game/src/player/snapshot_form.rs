@@ -11,7 +11,9 @@
 //!
 //! * cards: `[[kind, count, level], ...]`;
 //! * transactions: `{"keys": "<11 characters per key, oldest first>",
-//!   "refused": [[index, refusal], ...]}` (most steps succeed).
+//!   "refused": [[index, refusal], ...]}` (most steps succeed). Snapshots
+//!   no longer hold them (they are parts: `remembered.rs`, which keeps the
+//!   11-character keys); older snapshots' lists are read and moved.
 //!
 //! Both still read the old forms, so snapshots written before load. The
 //! admin view shows the readable forms (`Player::state_json`).
@@ -67,6 +69,9 @@ pub mod applied {
         refused: Vec<(usize, GameError)>,
     }
 
+    /// Snapshots no longer hold the list (`super::super::remembered`); kept
+    /// to test that the older forms still read.
+    #[cfg(test)]
     pub fn serialize<S: Serializer>(applied: &Applied, s: S) -> Result<S::Ok, S::Error> {
         let mut keys = String::with_capacity(applied.len() * KEY_CHARS);
         let mut refused = Vec::new();
@@ -114,16 +119,16 @@ pub mod applied {
 
 /// A 64-bit key in 11 characters of base64url (6 bits each, the first
 /// character carrying the top 4).
-const KEY_CHARS: usize = 11;
+pub(super) const KEY_CHARS: usize = 11;
 const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
 
-fn push_key(out: &mut String, key: u64) {
+pub(super) fn push_key(out: &mut String, key: u64) {
     for i in (0..KEY_CHARS).rev() {
         out.push(ALPHABET[((key >> (6 * i)) & 63) as usize] as char);
     }
 }
 
-fn read_key(chars: &[u8]) -> Option<u64> {
+pub(super) fn read_key(chars: &[u8]) -> Option<u64> {
     let mut key: u64 = 0;
     for (i, c) in chars.iter().enumerate() {
         let v = match c {
