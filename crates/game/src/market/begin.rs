@@ -29,7 +29,7 @@ impl Market {
         if !(1..=MAX_LISTING_COUNT).contains(&count) {
             return Err(MarketError::ListingCountOutOfRange { count, max: MAX_LISTING_COUNT }.into());
         }
-        let active = self.active_of(seller).count() as u32 + others_active;
+        let active = self.book.count_of(seller) + others_active;
         if active >= MAX_ACTIVE_LISTINGS {
             return Err(MarketError::TooManyListings { max: MAX_ACTIVE_LISTINGS }.into());
         }

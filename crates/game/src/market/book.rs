@@ -64,6 +64,14 @@ impl Book {
         self.sellers.range((h, 0)..=(h, u64::MAX)).map(|(_, n)| *n).collect()
     }
 
+    /// How many listings count against `seller`'s limit. Exact unless two
+    /// sellers' names share a 64-bit hash (then it counts both: a refusal
+    /// too many, never a listing too many).
+    pub fn count_of(&self, seller: &str) -> u32 {
+        let h = seller_hash(seller);
+        self.sellers.range((h, 0)..=(h, u64::MAX)).count() as u32
+    }
+
     /// `listing` is on the market.
     pub fn open(&mut self, listing: &Listing) {
         let entry = OpenEntry { price: listing.price, expires_at_ms: listing.expires_at_ms, count: listing.count };

@@ -14,7 +14,6 @@ impl Market {
         let now = ctx.now_ms();
         match msg {
             MarketMsg::List { seller, count, price, others_active } => {
-                self.load(&self.book.of_seller(&seller), ctx).await.inspect_err(|_| ctx.unchanged())?;
                 let n = self.begin_list(&seller, count, price, others_active, now).inspect_err(|_| ctx.unchanged())?;
                 // The intent is on disk before the seller's cards move.
                 ctx.durable();
@@ -68,6 +67,10 @@ impl Market {
                 let listings: Vec<ListingView> = self.active_of(&player).map(Listing::view).collect();
                 let total = listings.len() as u64;
                 Ok(MarketReply::Listings { listings, total })
+            }
+            MarketMsg::CountOf { player } => {
+                ctx.unchanged();
+                Ok(MarketReply::Count(self.book.count_of(&player)))
             }
             MarketMsg::Tick => self.expire(ctx).await,
             MarketMsg::Drive => Ok(self.drive(ctx).await),

@@ -22,6 +22,10 @@ pub enum MarketMsg {
     /// `player`'s active listings (escrowing or open: those that count
     /// against [`MAX_ACTIVE_LISTINGS`]).
     ListingsOf { player: String },
+    /// How many of `player`'s listings count against
+    /// [`MAX_ACTIVE_LISTINGS`], from the shard's index alone (no record is
+    /// read): what listing on another shard needs to know.
+    CountOf { player: String },
     /// Marks listings past their expiry as returning and publishes a feed
     /// event if one is due.
     Tick,
@@ -47,6 +51,8 @@ pub enum MarketReply {
         listings: Vec<ListingView>,
         total: u64,
     },
+    /// `CountOf`: the count.
+    Count(u32),
     /// `Tick` / `Drive`: listings expired now, operations still pending.
     Ticked {
         expired: u32,

@@ -108,10 +108,16 @@ pub async fn list(
     price: u64,
 ) -> Result<(ListingView, PlayerView), OpError> {
     check_kind(kind)?;
-    let others = join_all((0..MARKET_SHARDS).filter(|k| *k != kind).map(|k| listings_on(rt, k, seller))).await;
+    let count_on = |k: u32| async move {
+        match call_shard(rt, k, MarketMsg::CountOf { player: seller.to_string() }).await? {
+            MarketReply::Count(n) => Ok::<u32, OpError>(n),
+            other => Err(unexpected(other)),
+        }
+    };
+    let others = join_all((0..MARKET_SHARDS).filter(|k| *k != kind).map(count_on)).await;
     let mut others_active = 0u32;
-    for listings in others {
-        others_active += listings?.len() as u32;
+    for count in others {
+        others_active += count?;
     }
     let msg = MarketMsg::List { seller: seller.to_string(), count, price, others_active };
     let listing = drive(rt, kind, call_shard(rt, kind, msg).await?).await?;
