@@ -23,7 +23,9 @@ pub struct OpenEntry {
 #[derive(Debug, Default, Clone)]
 pub struct Book {
     /// Open listings by number. Numbers grow with creation time and every
-    /// listing lives as long, so the first entries expire first.
+    /// listing lives as long, so the first entries expire first. (Should
+    /// the clock step back, listings made after the step wait for those
+    /// before them: late by at most the step, never lost.)
     open: BTreeMap<u64, OpenEntry>,
     /// (price, number) of the open listings: browse order, cheapest and
     /// then oldest first.
