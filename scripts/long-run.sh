@@ -18,13 +18,8 @@ OUT=${OUT:-bench-results/long}
 mkdir -p "$OUT"
 cargo build --release -p guildhall -p guildhall-bots --bins ${CARGO_FLAGS:-}
 cargo build --release -p guildhall-store --example store_stats
-DATA=$(mktemp -d)
-trap 'rm -rf "$DATA"' EXIT
-
-env ${SERVER_ENV:-} ./target/release/guildhall serve --data-dir "$DATA/data" --listen 127.0.0.1:7360 --ws-listen "" \
-  --admin-listen 127.0.0.1:7362 --max-connections 19900 --log-level warn ${SERVER_ARGS:-} > "$OUT/server.log" 2>&1 &
-SPID=$!
-sleep 2
+. scripts/lib/serve.sh
+start_server
 
 # Every 30 s: the server's store figures, and the CPU seconds of fjall's
 # worker threads (from /proc: compaction time is wall time, this is CPU).

@@ -20,13 +20,8 @@ INTERVAL=${INTERVAL:-60}
 OUT=${OUT:-bench-results/soak}
 mkdir -p "$OUT"
 cargo build --release -p guildhall -p guildhall-bots --bins ${CARGO_FLAGS:-}
-DATA=$(mktemp -d)
-trap 'rm -rf "$DATA"' EXIT
-
-env ${SERVER_ENV:-} ./target/release/guildhall serve --data-dir "$DATA/data" --listen 127.0.0.1:7360 --ws-listen "" \
-  --admin-listen 127.0.0.1:7362 --max-connections 19900 --log-level warn ${SERVER_ARGS:-} > "$OUT/server.log" 2>&1 &
-SPID=$!
-sleep 2
+. scripts/lib/serve.sh
+start_server
 IDLE_RSS=$(awk '/^VmRSS:/ {print $2}' /proc/$SPID/status)
 echo "soak: $PLAYERS players, ${DURATION}s, seed $SEED, server pid $SPID (idle RSS $IDLE_RSS KiB), output in $OUT"
 
