@@ -77,10 +77,7 @@ impl Remembered {
             }
             let mut k = String::with_capacity(KEY_CHARS);
             push_key(&mut k, key.0);
-            let value = match outcome {
-                None => serde_json::to_vec(&(seq, k)),
-                Some(e) => serde_json::to_vec(&(seq, k, e)),
-            };
+            let value = serde_json::to_vec(&(seq, k, outcome));
             // A step always encodes; if one ever did not, its slot is
             // written as removed rather than left holding an older step.
             out.push((format!("{PREFIX}{}", slot(seq)), value.ok()));
@@ -94,13 +91,8 @@ impl Remembered {
         let mut steps = Vec::new();
         for (name, value) in parts.iter().filter(|(n, _)| n.starts_with(PREFIX)) {
             let bad = |e: String| format!("part {name:?}: {e}");
-            let (seq, key, refusal): (u64, String, Option<GameError>) = match serde_json::from_slice(value) {
-                Ok(full) => full,
-                Err(_) => {
-                    let (seq, key): (u64, String) = serde_json::from_slice(value).map_err(|e| bad(e.to_string()))?;
-                    (seq, key, None)
-                }
-            };
+            let (seq, key, refusal): (u64, String, Option<GameError>) =
+                serde_json::from_slice(value).map_err(|e| bad(e.to_string()))?;
             let key =
                 read_key(key.as_bytes()).filter(|_| key.len() == KEY_CHARS).ok_or_else(|| bad("not a key".into()))?;
             steps.push((seq, TxKey(key), refusal.map(Box::new)));
