@@ -63,6 +63,9 @@ struct ServeArgs {
     /// Memtable of the fjall store, MiB.
     #[arg(long, env = "GUILDHALL_STORE_MEMTABLE_MIB")]
     store_memtable_mib: Option<usize>,
+    /// First-level tables of the fjall store merged at once.
+    #[arg(long, env = "GUILDHALL_STORE_L0_TABLES")]
+    store_l0_tables: Option<u8>,
     /// TCP client listener address.
     #[arg(long, env = "GUILDHALL_LISTEN")]
     listen: Option<String>,
@@ -160,6 +163,7 @@ impl ServeArgs {
             store,
             store_cache_mib,
             store_memtable_mib,
+            store_l0_tables,
             listen,
             ws_listen,
             admin_listen,

@@ -25,6 +25,13 @@ pub struct Config {
     /// this size. The active memtable and a sealed one being flushed are
     /// both in the RSS; smaller means more flushes and compactions.
     pub store_memtable_mib: usize,
+    /// Tables of the fjall store's first level merged into the next at
+    /// once: each merge rewrites the second level, so fewer, larger merges
+    /// write less (BENCHMARKS.md, "Store write amplification"). fjall
+    /// stalls writes at 20 first-level tables: keep well below.
+    /// The memtable size and this are fixed when the data directory is
+    /// created; an existing directory keeps the values it was created with.
+    pub store_l0_tables: u8,
     /// TCP listener for clients (length-prefixed protobuf frames).
     pub listen: String,
     /// WebSocket listener for clients (binary messages); empty to disable.
@@ -107,7 +114,8 @@ impl Default for Config {
             data_dir: PathBuf::from("guildhall-data"),
             store: "fjall".into(),
             store_cache_mib: 2,
-            store_memtable_mib: 2,
+            store_memtable_mib: 4,
+            store_l0_tables: 12,
             listen: "127.0.0.1:7350".into(),
             ws_listen: "127.0.0.1:7351".into(),
             admin_listen: "127.0.0.1:7352".into(),

@@ -8,7 +8,7 @@ use futures_util::future::Either;
 use guildhall_entity::{Clock, Runtime, RuntimeConfig, SystemClock};
 use guildhall_protocol::pb::{self, envelope::Kind};
 use guildhall_protocol::{OutFrame, Status};
-use guildhall_store::{FjallMemory, FjallStore, MemoryStore, RedbStore, Store};
+use guildhall_store::{FjallOptions, FjallStore, MemoryStore, RedbStore, Store};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{watch, OwnedSemaphorePermit, Semaphore, TryAcquireError};
 use tokio::task::JoinHandle;
@@ -96,7 +96,7 @@ fn open_store(config: &Config) -> Result<Arc<dyn Store>, StartError> {
                     config.data_dir.display()
                 )));
             }
-            let memory = FjallMemory {
+            let options = FjallOptions {
                 // The cache setting bounds the block cache; reads also hit
                 // the OS page cache, which is outside the process's RSS.
                 cache_bytes: (config.store_cache_mib.max(1) << 20) as u64,
@@ -105,8 +105,9 @@ fn open_store(config: &Config) -> Result<Arc<dyn Store>, StartError> {
                 // a sealed one being flushed) were still 16 MB of an 80 MB
                 // heap at 8,000 players (docs/bench-log/scaling-rounds.md, "Rounds").
                 memtable_bytes: (config.store_memtable_mib.max(1) << 20) as u64,
+                l0_threshold: config.store_l0_tables,
             };
-            Ok(Arc::new(FjallStore::open_with(&fjall_path, memory).map_err(store_error)?))
+            Ok(Arc::new(FjallStore::open_with(&fjall_path, options).map_err(store_error)?))
         }
         "redb" => {
             let cache = config.store_cache_mib.max(1) << 20;

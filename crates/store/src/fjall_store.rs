@@ -8,6 +8,7 @@ use std::path::Path;
 use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
+use fjall::compaction::Leveled;
 use fjall::{Database, Keyspace, KeyspaceCreateOptions, PersistMode};
 
 use crate::{check_op, Record, Store, StoreError, Version, WriteOp};
@@ -105,19 +106,27 @@ fn decode<'a>(key: &[u8], stored: &'a [u8]) -> Result<(Version, &'a [u8]), Store
     }
 }
 
-/// Memory bounds of a [`FjallStore`].
+/// Memory bounds and compaction of a [`FjallStore`].
 #[derive(Debug, Clone, Copy)]
-pub struct FjallMemory {
+pub struct FjallOptions {
     /// Block cache (fjall's default is 32 MiB).
     pub cache_bytes: u64,
     /// Size at which the memtable is sealed and flushed to a table (fjall's
     /// default is 64 MiB; a sealed one stays in memory until flushed).
     pub memtable_bytes: u64,
+    /// Tables the first level collects before they are merged into the
+    /// second (fjall's default is 4). Game records are keyed by entity, so
+    /// every flushed table overlaps the whole second level, and each merge
+    /// rewrites all of it: the bytes compaction writes per byte flushed
+    /// grow with the data over `memtable_bytes × l0_threshold`
+    /// (`store_write_amp` example). Reads check every first-level table's
+    /// filter, which costs little next to that.
+    pub l0_threshold: u8,
 }
 
-impl Default for FjallMemory {
+impl Default for FjallOptions {
     fn default() -> Self {
-        Self { cache_bytes: 32 << 20, memtable_bytes: 64 << 20 }
+        Self { cache_bytes: 32 << 20, memtable_bytes: 64 << 20, l0_threshold: 4 }
     }
 }
 
@@ -126,24 +135,30 @@ impl FjallStore {
     /// if needed. Blocks on disk and journal recovery; call it at startup or
     /// from `spawn_blocking`.
     pub fn open(path: impl AsRef<Path>) -> Result<Self, StoreError> {
-        Self::open_with(path, FjallMemory::default())
+        Self::open_with(path, FjallOptions::default())
     }
 
-    /// [`FjallStore::open`] with the engine's memory bounded as given: the
-    /// block cache and the memtable are most of what fjall adds to RSS.
-    pub fn open_with(path: impl AsRef<Path>, memory: FjallMemory) -> Result<Self, StoreError> {
+    /// [`FjallStore::open`] with the engine's memory bounded and its
+    /// compaction set as given: the block cache and the memtable are most
+    /// of what fjall adds to RSS.
+    pub fn open_with(path: impl AsRef<Path>, options: FjallOptions) -> Result<Self, StoreError> {
         let path = path.as_ref();
         std::fs::create_dir_all(path)
             .map_err(|e| StoreError::Backend(format!("fjall: creating directory {}: {e}", path.display())))?;
         let db = Database::builder(path)
-            .cache_size(memory.cache_bytes)
+            .cache_size(options.cache_bytes)
             // The least fjall allows: the journal is what a restart replays.
             .max_journaling_size(64 << 20)
             .open()
             .map_err(|e| StoreError::Backend(format!("fjall: opening {}: {e}", path.display())))?;
-        let memtable = memory.memtable_bytes;
+        let FjallOptions { memtable_bytes, l0_threshold, .. } = options;
+        let compaction = Arc::new(Leveled::default().with_l0_threshold(l0_threshold.max(1)));
         let records = db
-            .keyspace("records", move || KeyspaceCreateOptions::default().max_memtable_size(memtable))
+            .keyspace("records", move || {
+                KeyspaceCreateOptions::default()
+                    .max_memtable_size(memtable_bytes)
+                    .compaction_strategy(compaction.clone())
+            })
             .map_err(|e| backend("opening keyspace", e))?;
         Ok(Self { inner: Arc::new(Inner { db, records, write_lock: Mutex::new(Versions::default()) }) })
     }

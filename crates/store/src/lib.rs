@@ -13,7 +13,7 @@ mod fjall_store;
 mod memory;
 mod redb_store;
 
-pub use fjall_store::{FjallMemory, FjallStore};
+pub use fjall_store::{FjallOptions, FjallStore};
 pub use memory::MemoryStore;
 pub use redb_store::RedbStore;
 
