@@ -1,6 +1,7 @@
 //! One bot: logs in, thinks, acts, sometimes drops its connection (and the
 //! client resumes), sometimes leaves and comes back later.
 
+use std::collections::VecDeque;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -28,6 +29,36 @@ pub struct Bot {
     player: Option<pb::Player>,
     /// Listings seen in the last browse or offer push, to buy from.
     offers: Vec<String>,
+    /// The bot's own listings as it last knew them, oldest first (some may
+    /// have sold or expired since).
+    listings: VecDeque<String>,
+}
+
+/// Open listings a player may keep (the market's rule, as players learn it
+/// from its refusals).
+const LISTING_LIMIT: usize = 10;
+
+/// What a bot does when it decides to sell.
+#[derive(Debug, PartialEq, Eq)]
+enum Sell {
+    /// List a card.
+    List,
+    /// Take this listing (the oldest) back first: players relist what does
+    /// not sell. Bots that only listed reached the limit within the first
+    /// half hour, and the market's load changed from listings to refusals
+    /// for the rest of a run (docs/state-growth.md).
+    Cancel(String),
+}
+
+impl Bot {
+    fn next_sale(&mut self) -> Sell {
+        if self.listings.len() >= LISTING_LIMIT {
+            if let Some(oldest) = self.listings.pop_front() {
+                return Sell::Cancel(oldest);
+            }
+        }
+        Sell::List
+    }
 }
 
 /// Offers a bot remembers to buy from: enough for the buys between two
@@ -76,6 +107,7 @@ impl Bot {
             stop,
             player: None,
             offers: Vec::new(),
+            listings: VecDeque::new(),
         }
     }
 
@@ -287,12 +319,33 @@ impl Bot {
                 self.offers = page.listings.into_iter().filter(|l| l.seller_id != me).map(|l| l.listing_id).collect();
             }
             Action::MarketList => {
+                if let Sell::Cancel(oldest) = self.next_sale() {
+                    match client.market_cancel(&oldest).await {
+                        Ok(cancelled) => self.player = cancelled.player.or(self.player.take()),
+                        // Sold or expired meanwhile: one fewer to take back.
+                        Err(e) if is_refusal(&e) => {}
+                        Err(e) => return Err(e),
+                    }
+                    return Ok(());
+                }
                 let card = self.player.as_ref().and_then(|p| p.cards.iter().find(|c| c.count >= 2).cloned());
                 match card {
                     Some(card) => {
                         let price = 20 + self.rng.below(180);
-                        let listed = client.market_list(card.kind, 1, price).await?;
-                        self.player = listed.player;
+                        match client.market_list(card.kind, 1, price).await {
+                            Ok(listed) => {
+                                self.listings.extend(listed.listing.map(|l| l.listing_id));
+                                self.player = listed.player;
+                            }
+                            Err(e) if is_refusal(&e) => {
+                                // At the limit, with listings the bot lost
+                                // track of (it ran before): learn them.
+                                let mine = client.market_my_listings().await?.listings;
+                                self.listings = mine.into_iter().map(|l| l.listing_id).collect();
+                                return Err(e);
+                            }
+                            Err(e) => return Err(e),
+                        }
                     }
                     None => self.player = client.get_player().await?.player,
                 }
@@ -383,5 +436,18 @@ mod tests {
         let chat = pb::Push { seq: 2, topic: "guild/g".into(), event: None };
         bot.on_push(chat);
         assert_eq!(bot.offers.len(), MAX_OFFERS - 1);
+    }
+
+    #[test]
+    fn a_bot_at_the_listing_limit_takes_its_oldest_listing_back_before_listing_again() {
+        let (_stop_tx, stop) = watch::channel(false);
+        let target = "127.0.0.1:1".parse().unwrap();
+        let mut bot =
+            Bot::new(Arc::default(), Arc::new(Profile::standard()), target, None, "d".into(), Instant::now(), 1, stop);
+        assert_eq!(bot.next_sale(), Sell::List);
+        bot.listings = (0..LISTING_LIMIT).map(|i| format!("l{i}")).collect();
+        assert_eq!(bot.next_sale(), Sell::Cancel("l0".into()));
+        assert_eq!(bot.listings.len(), LISTING_LIMIT - 1);
+        assert_eq!(bot.next_sale(), Sell::List, "below the limit again");
     }
 }
