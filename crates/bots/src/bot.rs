@@ -419,12 +419,16 @@ mod tests {
         }
     }
 
-    #[test]
-    fn the_offer_stream_feeds_the_next_buys_newest_first_without_own_listings() {
+    /// A bot that is never run (nothing reads its stop signal).
+    fn test_bot() -> Bot {
         let (_stop_tx, stop) = watch::channel(false);
         let target = "127.0.0.1:1".parse().unwrap();
-        let mut bot =
-            Bot::new(Arc::default(), Arc::new(Profile::standard()), target, None, "d".into(), Instant::now(), 1, stop);
+        Bot::new(Arc::default(), Arc::new(Profile::standard()), target, None, "d".into(), Instant::now(), 1, stop)
+    }
+
+    #[test]
+    fn the_offer_stream_feeds_the_next_buys_newest_first_without_own_listings() {
+        let mut bot = test_bot();
         bot.player = Some(pb::Player { player_id: "me".into(), ..Default::default() });
         bot.on_push(feed((0..8).map(|i| listing(i, "other")).collect()));
         bot.on_push(feed(vec![listing(8, "me"), listing(9, "other"), listing(10, "other"), listing(11, "other")]));
@@ -440,10 +444,7 @@ mod tests {
 
     #[test]
     fn a_bot_at_the_listing_limit_takes_its_oldest_listing_back_before_listing_again() {
-        let (_stop_tx, stop) = watch::channel(false);
-        let target = "127.0.0.1:1".parse().unwrap();
-        let mut bot =
-            Bot::new(Arc::default(), Arc::new(Profile::standard()), target, None, "d".into(), Instant::now(), 1, stop);
+        let mut bot = test_bot();
         assert_eq!(bot.next_sale(), Sell::List);
         bot.listings = (0..LISTING_LIMIT).map(|i| format!("l{i}")).collect();
         assert_eq!(bot.next_sale(), Sell::Cancel("l0".into()));
