@@ -337,7 +337,7 @@ impl Bot {
                                 self.listings.extend(listed.listing.map(|l| l.listing_id));
                                 self.player = listed.player;
                             }
-                            Err(e) if is_refusal(&e) => {
+                            Err(e) if e.is_status(Status::TooManyListings) => {
                                 // At the limit, with listings the bot lost
                                 // track of (it ran before): learn them.
                                 let mine = client.market_my_listings().await?.listings;
